@@ -214,6 +214,8 @@ def _parse_join_request(phy: bytes) -> JoinRequest:
 
 def reconstruct_fcnt(fcnt16: int, last: int, max_gap: int = MAX_FCNT_GAP) -> FCntEstimate:
     """Rebuild the 32-bit FCnt from its 16 bits on air and the session's last 32-bit FCnt."""
+    if not (0 <= fcnt16 <= 0xFFFF and 0 <= last <= 0xFFFFFFFF):
+        raise ValueError(f"FCnt {fcnt16} on air or last FCnt {last} out of range")
     fcnt = (last & 0xFFFF0000) | fcnt16
     if fcnt < last:
         fcnt += 0x10000

@@ -46,7 +46,9 @@ function build(c) {
     payload: hex(c.payload),
   };
   if (c.f_port !== null) fields.FPort = c.f_port;
-  const p = lora.fromFields(fields, hex(c.app), hex(c.nwk), undefined, msb(Math.floor(c.fcnt / 65536)));
+  const upper = msb(Math.floor(c.fcnt / 65536));
+  const p = lora.fromFields(fields, hex(c.app), hex(c.nwk), undefined, upper);
+  if (c.f_port === null) lora.recalculateMIC(p, hex(c.nwk), undefined, upper); // skipped without FPort
   return { phy: p.getPHYPayload().toString("hex") };
 }
 

@@ -1,0 +1,170 @@
+"""All detector settings of one lab, with defaults, and per-lab overrides from the registry.
+
+Defaults follow DESIGN.md §5 where it gives numbers (ranges, flatline run, Hampel
+k and z, humidity, noise and air limits); the rest (rate limits, spike scale floors,
+spatial margins, battery voltages, offline interval) are engineering defaults
+marked as such, meant to be tuned per lab. A registry section overrides any field:
+
+    detectors:
+      offline: {expected_interval_s: 600}
+      spike: {pm25: {k: 5}, laeq: {min_scale: 0.5}}   # adds a detector for laeq
+      rate: {pressure: null}                             # removes one
+      limits: {threshold.noise_business_night: {enabled: true}}
+
+Unknown keys raise, so a typo in the registry fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, TypeVar
+
+from streams.detectors.condition import Severity
+from streams.detectors.flatline import FlatlineConfig
+from streams.detectors.limits import Limit
+from streams.detectors.offline import OfflineConfig
+from streams.detectors.range import REALISTIC, RangeConfig
+from streams.detectors.rate import RateConfig
+from streams.detectors.reboot import RebootConfig
+from streams.detectors.spatial import SpatialConfig
+from streams.detectors.spike import SpikeConfig
+from streams.detectors.thresholds import AGGREGATE_LIMITS
+
+T = TypeVar("T")
+
+NOISE = ("laeq", "lamax", "lamin", "l10", "l50", "l90")
+PM = ("pm1", "pm25", "pm10")
+GASES = ("no2", "o3")
+CLIMATE = ("temperature", "humidity", "pressure")
+
+
+def _default_physical() -> dict[str, RangeConfig]:
+    """DESIGN §5 (Smart Emission): PM 0–999, RH 0–100, −25…60 °C, 200–1100 hPa, 0–195 dB(A)."""
+    return {
+        **{q: RangeConfig(0.0, 999.0) for q in PM},
+        "humidity": RangeConfig(0.0, 100.0),
+        "temperature": RangeConfig(-25.0, 60.0),
+        "pressure": RangeConfig(200.0, 1100.0),
+        **{q: RangeConfig(0.0, 195.0) for q in NOISE},
+    }
+
+
+def _default_realistic() -> dict[str, RangeConfig]:
+    """DESIGN §5: noise realistically 25–130 dB(A); LAmax left out (fireworks exceed 130)."""
+    return {"laeq": RangeConfig(25.0, 130.0, kind=REALISTIC, severity=Severity.INFO)}
+
+
+def _default_flatline() -> dict[str, FlatlineConfig]:
+    """EPA sensortoolkit: >= 3 identical values at hourly resolution (span >= 2 h)."""
+    return {q: FlatlineConfig() for q in (*PM, *GASES, *CLIMATE, "laeq")}
+
+
+def _default_spike() -> dict[str, SpikeConfig]:
+    """DESIGN §5: Hampel k = 3, z = 3. Scale floors ~ sensor resolution (engineering).
+
+    Noise has none: a loud event is real, not a fault.
+    """
+    floors = {"pm1": 1.0, "pm25": 1.0, "pm10": 1.0, "no2": 2.0, "o3": 2.0,
+              "temperature": 0.2, "humidity": 1.0, "pressure": 0.3}  # fmt: skip
+    return {q: SpikeConfig(min_scale=s) for q, s in floors.items()}
+
+
+def _default_rate() -> dict[str, RateConfig]:
+    """Engineering defaults, per minute: faster than open air changes between two uplinks."""
+    return {
+        "temperature": RateConfig(1.0),
+        "humidity": RateConfig(5.0),
+        "pressure": RateConfig(0.5),
+    }
+
+
+def _default_spatial() -> dict[str, SpatialConfig]:
+    """Engineering defaults: (min_diff, ratio); ratio None where it has no meaning."""
+    margins = {"pm1": (10.0, 2.0), "pm25": (10.0, 2.0), "pm10": (15.0, 2.0),
+               "no2": (20.0, 2.0), "o3": (20.0, 2.0), "temperature": (3.0, None),
+               "humidity": (15.0, None), "pressure": (5.0, None)}  # fmt: skip
+    return {q: SpatialConfig(min_diff=d, ratio=r) for q, (d, r) in margins.items()}
+
+
+HUMIDITY_PM = Limit(
+    "humidity_pm", "humidity", ((70.0, Severity.INFO),), hysteresis=5.0,
+    source="DESIGN §5: low-cost PM over-reads above ~60-70 % RH (fog)",
+)  # fmt: skip
+BATTERY_LOW = Limit(
+    "battery_low", "battery", ((3.5, Severity.WARNING), (3.3, Severity.CRITICAL)), lower=True,
+    hysteresis=0.1, source="engineering default for a single Li-ion cell (3.7 V nominal)",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Every detector's configuration for one lab; per-quantity dicts choose what runs."""
+
+    physical: dict[str, RangeConfig] = field(
+        default_factory=_default_physical, metadata={"item": RangeConfig}
+    )
+    realistic: dict[str, RangeConfig] = field(
+        default_factory=_default_realistic, metadata={"item": RangeConfig}
+    )
+    flatline: dict[str, FlatlineConfig] = field(
+        default_factory=_default_flatline, metadata={"item": FlatlineConfig}
+    )
+    spike: dict[str, SpikeConfig] = field(
+        default_factory=_default_spike, metadata={"item": SpikeConfig}
+    )
+    rate: dict[str, RateConfig] = field(
+        default_factory=_default_rate, metadata={"item": RateConfig}
+    )
+    spatial: dict[str, SpatialConfig] = field(
+        default_factory=_default_spatial, metadata={"item": SpatialConfig}
+    )
+    limits: dict[str, Limit] = field(
+        default_factory=lambda: {limit.kind: limit for limit in AGGREGATE_LIMITS},
+        metadata={"item": Limit, "key": "kind"},
+    )
+    humidity_pm: Limit = HUMIDITY_PM
+    battery: Limit = BATTERY_LOW
+    reboot: RebootConfig = field(default_factory=RebootConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
+
+    @classmethod
+    def from_mapping(cls, overrides: Mapping[str, Any] | None) -> DetectorSettings:
+        """Defaults with a registry section (parsed YAML) applied on top."""
+        return override(cls(), overrides or {})
+
+
+def override(config: T, changes: Mapping[str, Any]) -> T:
+    """A copy of dataclass ``config`` with ``changes`` applied, recursing into nested configs.
+
+    In per-quantity dicts a mapping updates (or adds) an entry and None removes it.
+    """
+    known = {f.name: f for f in fields(config)}  # type: ignore[arg-type]
+    unknown = set(changes) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {type(config).__name__} settings: {sorted(unknown)}")
+    updates: dict[str, Any] = {}
+    for name, new in changes.items():
+        old = getattr(config, name)
+        item = known[name].metadata.get("item")
+        if item is not None and isinstance(new, Mapping):
+            updates[name] = _override_items(old, new, item, known[name].metadata.get("key"))
+        elif is_dataclass(old) and isinstance(new, Mapping):
+            updates[name] = override(old, new)
+        else:
+            updates[name] = new
+    return replace(config, **updates)  # type: ignore[type-var]
+
+
+def _override_items(
+    old: Mapping[str, Any], changes: Mapping[str, Any], item: type, key: str | None
+) -> dict[str, Any]:
+    merged = dict(old)
+    for name, new in changes.items():
+        if new is None:
+            merged.pop(name, None)
+        elif name in merged:
+            merged[name] = override(merged[name], new)
+        else:
+            merged[name] = item(**({key: name} if key else {}), **new)
+    return merged

@@ -1,11 +1,11 @@
-// Cross-check driver: one payload in hex per stdin line -> one decodeUplink() result as
-// JSON per stdout line. The Python test suite feeds it payloads from the C encoder.
+// Cross-check driver: one payload in hex per stdin line (an empty line is an empty
+// payload) -> one decodeUplink() result as JSON per stdout line.
 "use strict";
 const { decodeUplink } = require("../formatter.js");
 
-const lines = require("node:fs").readFileSync(0, "utf8").split("\n").filter((l) => l !== "");
-process.stdout.write(
-  lines
-    .map((hex) => JSON.stringify(decodeUplink({ bytes: Array.from(Buffer.from(hex, "hex")), fPort: 1 })))
-    .join("\n") + "\n",
-);
+const lines = require("node:fs").readFileSync(0, "utf8").split("\n");
+lines.pop(); // the text after the last newline
+for (const hex of lines) {
+  const bytes = Array.from(Buffer.from(hex, "hex"));
+  process.stdout.write(JSON.stringify(decodeUplink({ bytes, fPort: 1 })) + "\n");
+}

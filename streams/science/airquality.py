@@ -162,10 +162,8 @@ LKI_EDGES: Mapping[str, tuple[float, ...]] = {
 }
 LKI_MAX = 11
 LKI_BANDS = ("good", "moderate", "insufficient", "bad", "very bad")
-# Band name by integer level; level 0 means no data.
-_BAND_OF_LEVEL = np.array(
-    ["", *["good"] * 3, *["moderate"] * 3, *["insufficient"] * 2] + ["bad"] * 2 + ["very bad"]
-)
+# Band name by integer level (levels per band 3, 3, 2, 2, 1); level 0 means no data.
+_BAND_OF_LEVEL = np.concatenate([[""], np.repeat(LKI_BANDS, (3, 3, 2, 2, 1))])
 
 
 def lki_subindex(pollutant: str, conc: ArrayLike) -> np.ndarray:

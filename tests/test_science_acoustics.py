@@ -120,7 +120,9 @@ def test_merge_of_parts_equals_whole_and_is_associative(readings, data):
     levels, durations = map(list, zip(*readings))
     i = data.draw(st.integers(1, len(levels) - 2))
     j = data.draw(st.integers(i + 1, len(levels) - 1))
-    a, b, c = (window_of(levels[s], durations[s]) for s in (slice(0, i), slice(i, j), slice(j, None)))
+    a, b, c = (
+        window_of(levels[s], durations[s]) for s in (slice(0, i), slice(i, j), slice(j, None))
+    )
     whole = window_of(levels, durations)
     assert_same_window(a.merge(b).merge(c), whole)
     assert_same_window(a.merge(b.merge(c)), whole)

@@ -54,7 +54,8 @@ void ll_reading_init(ll_reading *reading);
 /*
  * Encode reading as format version into buf (cap bytes). Values are rounded half
  * away from zero to the field resolution and clamped to the field range (setting
- * LL_STATUS_CLAMPED). Returns the payload length or a negative enum ll_error.
+ * LL_STATUS_CLAMPED). Returns the payload length or a negative enum ll_error
+ * (after an error the contents of buf are unspecified).
  */
 int ll_encode(const ll_reading *reading, unsigned version, uint8_t *buf, size_t cap);
 

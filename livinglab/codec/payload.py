@@ -80,7 +80,8 @@ class Decoded:
 
     ``values`` holds every quantity of ``QUANTITIES`` (None = not measured);
     ``firmware`` is ``major << 8 | minor`` (0 = not transmitted, as in v1 and
-    Cayenne LPP); ``version`` is 0 for Cayenne LPP payloads.
+    Cayenne LPP); ``version`` is 0 for Cayenne LPP payloads; ``warnings`` lists what
+    a lenient decoder (Cayenne LPP) skipped.
     """
 
     version: int
@@ -230,7 +231,7 @@ def decode_batch(payloads: Sequence[bytes]) -> BatchDecoded:
             records = buf.view(layout.dtype)
         else:
             gather = starts[rows, None] + np.arange(layout.length)
-            records = np.ascontiguousarray(buf[gather]).view(layout.dtype)[:, 0]
+            records = buf[gather].view(layout.dtype)[:, 0]
         good = np.ones(rows.size, dtype=bool)
         for column in layout.quantities:
             raw = records[column.name]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ class SemtechError(ValueError):
 class Antenna:
     """One antenna's view of a packet (`rsig` entry of v2 multi-antenna gateways)."""
 
-    ant: int
+    ant: int | None = None
     chan: int | None = None
     rssic: int | None = None  # channel RSSI, dBm
     rssis: int | None = None  # signal RSSI, dBm
@@ -178,6 +179,7 @@ def parse_datagram(datagram: bytes) -> PushData | PullData | TxAck:
             raise SemtechError("length", f"PULL_DATA of {len(datagram)} bytes, expected 12")
         return PullData(version, token, gateway)
     if identifier == Identifier.TX_ACK:
+        body = body.rstrip(b"\x00")  # Kerlink iBTS sends a lone NUL when there is no JSON
         ack = _field(_json(body), "txpk_ack", dict, "") if body else None
         error = _field(ack, "error", str, "txpk_ack") if ack else None
         warn = _field(ack, "warn", str, "txpk_ack") if ack else None
@@ -224,7 +226,7 @@ def parse_rxpk(entry: object, gateway: str, where: str = "rxpk") -> RxPacket:
     return RxPacket(
         gateway=gateway,
         data=data,
-        freq=float(_field(entry, "freq", float, where, required=True)),
+        freq=_field(entry, "freq", float, where, required=True),
         datr=datr,
         modu=modu,
         stat=stat,
@@ -236,7 +238,7 @@ def parse_rxpk(entry: object, gateway: str, where: str = "rxpk") -> RxPacket:
         codr=_field(entry, "codr", str, where),
         rssi=_field(entry, "rssi", int, where),
         rssis=_field(entry, "rssis", int, where),
-        lsnr=_float_or_none(_field(entry, "lsnr", float, where)),
+        lsnr=_field(entry, "lsnr", float, where),
         antennas=tuple(_parse_antenna(s, f"{where}.rsig[{i}]") for i, s in enumerate(rsig)),
     )
 
@@ -245,11 +247,11 @@ def _parse_antenna(entry: object, where: str) -> Antenna:
     if not isinstance(entry, dict):
         raise SemtechError("field", "not an object", where)
     return Antenna(
-        ant=_field(entry, "ant", int, where, required=True),
+        ant=_field(entry, "ant", int, where),
         chan=_field(entry, "chan", int, where),
         rssic=_field(entry, "rssic", int, where),
         rssis=_field(entry, "rssis", int, where),
-        lsnr=_float_or_none(_field(entry, "lsnr", float, where)),
+        lsnr=_field(entry, "lsnr", float, where),
     )
 
 
@@ -259,16 +261,16 @@ def _parse_stat(entry: object) -> GatewayStat:
     text = _field(entry, "time", str, "stat")
     return GatewayStat(
         time=None if text is None else _parse_stat_time(text),
-        lati=_float_or_none(_field(entry, "lati", float, "stat")),
-        long=_float_or_none(_field(entry, "long", float, "stat")),
+        lati=_field(entry, "lati", float, "stat"),
+        long=_field(entry, "long", float, "stat"),
         alti=_field(entry, "alti", int, "stat"),
         rxnb=_field(entry, "rxnb", int, "stat"),
         rxok=_field(entry, "rxok", int, "stat"),
         rxfw=_field(entry, "rxfw", int, "stat"),
-        ackr=_float_or_none(_field(entry, "ackr", float, "stat")),
+        ackr=_field(entry, "ackr", float, "stat"),
         dwnb=_field(entry, "dwnb", int, "stat"),
         txnb=_field(entry, "txnb", int, "stat"),
-        temp=_float_or_none(_field(entry, "temp", float, "stat")),
+        temp=_field(entry, "temp", float, "stat"),
     )
 
 
@@ -324,8 +326,8 @@ def _encode_rxpk(packet: RxPacket) -> dict[str, Any]:
 
 
 def _encode_antenna(antenna: Antenna) -> dict[str, Any]:
-    entry: dict[str, Any] = {"ant": antenna.ant}
-    for key in ("chan", "rssic", "rssis", "lsnr"):
+    entry: dict[str, Any] = {}
+    for key in ("ant", "chan", "rssic", "rssis", "lsnr"):
         _put(entry, key, getattr(antenna, key))
     return entry
 
@@ -373,22 +375,22 @@ def _field(
     where: str,
     required: bool = False,
 ) -> Any:
-    """`entry[key]` checked against `kind` (float admits int; bool is never a number)."""
+    """`entry[key]` checked against `kind`; a float field admits integers, never a bool."""
     value = entry.get(key)
     if value is None:
         if required:
             raise SemtechError("field", f"{key} is missing", where)
         return None
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if float in kinds:
-        kinds = (*kinds, int)
-    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
         raise SemtechError("field", f"{key} is {type(value).__name__}", where)
+    if kind is float:
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise SemtechError("field", f"{key} is not a finite number", where)
     return value
-
-
-def _float_or_none(value: float | None) -> float | None:
-    return None if value is None else float(value)
 
 
 def _decode_data(text: str, where: str) -> bytes:
@@ -410,7 +412,7 @@ def _parse_time(text: str | None, where: str) -> datetime | None:
         return None
     try:
         return _utc(datetime.fromisoformat(text))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise SemtechError("time", f"time {text[:40]!r} is not ISO 8601", where) from None
 
 

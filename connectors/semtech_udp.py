@@ -135,7 +135,7 @@ class PushData:
     """PUSH_DATA: received packets and/or a status report; answer with `push_ack`."""
 
     version: int
-    token: bytes
+    token: bytes  # 2 bytes as on the wire, echoed in the ack
     gateway: str
     rxpk: tuple[RxPacket, ...]
     stat: GatewayStat | None

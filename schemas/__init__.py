@@ -1,0 +1,74 @@
+"""The topic contracts: Avro schemas for internal topics and the ClickHouse DDL.
+
+Each Avro message carries its schema's fingerprint (CRC-64-AVRO of the canonical form)
+in the `ll-schema` header, so a consumer can tell which writer schema produced a
+record and schemas can evolve without a registry server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+HERE = Path(__file__).resolve().parent
+AVRO_DIR = HERE / "avro"
+DDL_DIR = HERE / "clickhouse"
+SCHEMA_HEADER = "ll-schema"
+
+# Load order matters: named types must be parsed before the schemas that use them.
+_FILES = ("gateway", "uplink", "reading", "aggregate", "deadletter")
+
+
+class SchemaMismatch(ValueError):
+    """A message whose schema fingerprint this code does not know."""
+
+
+@cache
+def _named() -> dict[str, dict[str, Any]]:
+    named: dict[str, Any] = {}
+    parsed: dict[str, dict[str, Any]] = {}
+    for name in _FILES:
+        raw = json.loads((AVRO_DIR / f"{name}.avsc").read_text(encoding="utf-8"))
+        parsed[name] = parse_schema(raw, named_schemas=named)
+    return parsed
+
+
+class AvroCodec:
+    """Encode/decode one record type; checks the fingerprint header on the way in."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.schema = _named()[name]
+        self.fingerprint = fingerprint(to_parsing_canonical_form(self.schema), "CRC-64-AVRO")
+        self.headers = [(SCHEMA_HEADER, self.fingerprint.encode())]
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        schemaless_writer(buf, self.schema, record)
+        return buf.getvalue()
+
+    def decode(self, data: bytes, headers: Iterable[tuple[str, bytes]] | None = None) -> dict[str, Any]:
+        for key, value in headers or ():
+            if key == SCHEMA_HEADER and value.decode() != self.fingerprint:
+                raise SchemaMismatch(
+                    f"{self.name}: message written with schema {value.decode()}, "
+                    f"this reader knows {self.fingerprint}"
+                )
+        return schemaless_reader(io.BytesIO(data), self.schema, None)
+
+
+@cache
+def codec(name: str) -> AvroCodec:
+    return AvroCodec(name)
+
+
+def ddl_files() -> list[Path]:
+    """Versioned ClickHouse DDL files, in the order they must be applied."""
+    return sorted(DDL_DIR.glob("[0-9][0-9][0-9]_*.sql"))

@@ -1,0 +1,116 @@
+"""Kafka plumbing shared by every process: topic names, client settings, lag.
+
+Producers and the partitioner are set up so that a key lands on the same partition
+whichever client wrote it (murmur2, as the Java client and aiokafka/Faust do).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+UPLINKS = "lorawan.uplinks"
+READINGS = "readings"
+AGGREGATES = "aggregates"
+DEADLETTER = "deadletter"
+WORKER_GROUP = "livinglab-streams"
+SINK_GROUP = "livinglab-sink"
+CONTROL_HEADER = "ll-control"
+
+
+def topics_for(lab_ids: Iterable[str]) -> list[str]:
+    return [UPLINKS, READINGS, AGGREGATES, DEADLETTER, *(f"alerts.{lab}" for lab in lab_ids)]
+
+
+def producer_config(bootstrap: str, **extra: object) -> dict[str, object]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "batch.num.messages": 10000,
+        "queue.buffering.max.messages": 1_000_000,
+        "compression.type": "lz4",
+        "partitioner": "murmur2_random",
+        "log_level": 3,  # errors only: idle-connection notices are not news
+        **extra,
+    }
+
+
+def consumer_config(bootstrap: str, group: str, **extra: object) -> dict[str, object]:
+    # Short group timeouts: Tansu holds a join for the whole rebalance timeout.
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "max.poll.interval.ms": 60000,
+        "fetch.wait.max.ms": 100,
+        "isolation.level": "read_uncommitted",
+        **extra,
+    }
+
+
+def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    """Create missing topics; existing ones are left as they are."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    new = [NewTopic(name, partitions, 1) for name in names if name not in existing]
+    if not new:
+        return
+    for name, future in admin.create_topics(new, operation_timeout=10).items():
+        try:
+            future.result()
+        except Exception as exc:  # already created by a concurrent process is fine
+            if "already exists" not in str(exc).lower() and "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
+
+
+def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
+    """Messages in `topics` not yet committed by `group` (-1 when unknown yet)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(timeout=10)
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            if t in meta.topics
+            for p in meta.topics[t].partitions
+        ]
+        committed = consumer.committed(tps, timeout=10)
+        lag = 0
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            if high == 0:
+                continue
+            if tp.offset < 0:
+                return -1
+            lag += max(0, high - tp.offset)
+        return lag
+    finally:
+        consumer.close()
+
+
+def wait_drained(bootstrap: str, stages: list[tuple[str, list[str]]], timeout: float,
+                 on_wait: callable | None = None) -> None:  # type: ignore[valid-type]
+    """Block until every (group, topics) stage has committed everything, in order."""
+    deadline = time.monotonic() + timeout
+    for group, topics in stages:
+        while True:
+            lag = group_lag(bootstrap, group, topics)
+            if lag == 0:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{group} still has {lag} messages to process on {topics}")
+            if on_wait:
+                on_wait(group, lag)
+            time.sleep(0.3)
+
+
+def new_producer(bootstrap: str, **extra: object) -> Producer:
+    return Producer(producer_config(bootstrap, **extra))

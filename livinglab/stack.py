@@ -1,0 +1,148 @@
+"""The running platform: broker, stream workers and sink, embedded or external.
+
+`Stack` starts what the settings do not point elsewhere (Tansu when LIVINGLAB_KAFKA
+is unset), the sink and the workers as child processes, and stops all of them on
+exit, error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+
+from confluent_kafka import Producer
+
+from livinglab.config import Settings
+from livinglab.kafka import (
+    AGGREGATES,
+    DEADLETTER,
+    READINGS,
+    SINK_GROUP,
+    UPLINKS,
+    WORKER_GROUP,
+    create_topics,
+    new_producer,
+    topics_for,
+    wait_drained,
+)
+from livinglab.processes import Child, python_module, start_tansu
+from livinglab.registry import Registry
+from livinglab.store import open_store
+from streams.processor import CONTROL_KEY, END_OF_INPUT
+from streams.sink import owner_file
+
+log = logging.getLogger("livinglab.stack")
+
+
+class Stack:
+    def __init__(self, settings: Settings, registry: Registry, workers: int = 1) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.workers = workers
+        self.children: list[Child] = []
+        self.kafka = settings.kafka or ""
+
+    def __enter__(self) -> Stack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        logs = self.settings.data_dir / "logs"
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.settings.kafka:
+            tansu, self.kafka = start_tansu(logs / "tansu.log")
+            self.children.append(tansu)
+            self.settings = replace(self.settings, kafka=self.kafka)
+        create_topics(self.kafka, topics_for(lab.id for lab in self.registry.labs),
+                      self.settings.partitions)
+        env = self.settings.env()
+        sink = Child("sink", python_module("livinglab", "sink"), logs / "sink.log", env)
+        self.children.append(sink)
+        for i in range(self.workers):
+            self.children.append(
+                Child(f"worker-{i}", python_module("livinglab", "worker"), logs / f"worker-{i}.log", env)
+            )
+        self._wait_owner(sink)
+
+    def _wait_owner(self, sink: Child, timeout: float = 60) -> None:
+        """The sink is up once it has migrated the store and published its query port."""
+        path = owner_file(self.settings.data_dir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not sink.alive():
+                raise RuntimeError(f"the sink exited during start-up:\n{sink.tail()}")
+            if path.exists():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"the sink did not start within {timeout:.0f} s:\n{sink.tail()}")
+
+    def check_alive(self) -> None:
+        for child in self.children:
+            if not child.alive():
+                raise RuntimeError(f"{child.name} stopped unexpectedly:\n{child.tail()}")
+
+    def producer(self) -> Producer:
+        return new_producer(self.kafka)
+
+    def end_of_input(self, producer: Producer) -> None:
+        """Tell every partition the input is complete, so all windows close (final watermark)."""
+        for partition in range(self.settings.partitions):
+            producer.produce(UPLINKS, key=CONTROL_KEY, value=END_OF_INPUT, partition=partition)
+        producer.flush(30)
+
+    def wait_drained(self, timeout: float = 600,
+                     on_wait: Callable[[str, int], None] | None = None) -> None:
+        """Block until workers and sink have committed everything produced so far."""
+
+        def waiting(group: str, lag: int) -> None:
+            self.check_alive()
+            if on_wait:
+                on_wait(group, lag)
+
+        wait_drained(
+            self.kafka,
+            [(WORKER_GROUP, [UPLINKS]), (SINK_GROUP, [READINGS, AGGREGATES, DEADLETTER])],
+            timeout,
+            waiting,
+        )
+
+    def query(self, sql: str, fmt: str = "JSONEachRow") -> str:
+        if self.settings.clickhouse:
+            store = open_store(self.settings.clickhouse, self.settings.data_dir)
+            try:
+                return store.query(sql, fmt)
+            finally:
+                store.close()
+        return query_owner(self.settings.data_dir, sql, fmt)
+
+    def stop(self) -> None:
+        # Workers first (they produce), then the sink, then the broker.
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+
+
+def query_owner(data_dir: Path, sql: str, fmt: str) -> str:
+    """Run SQL through the process that owns the embedded store."""
+    owner = json.loads(owner_file(data_dir).read_text())
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{owner['port']}/", data=sql.encode(), headers={"X-Format": fmt}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.read().decode()
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(exc.read().decode()) from None

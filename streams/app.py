@@ -1,0 +1,100 @@
+"""The Faust worker: a thin adapter that feeds batches of `lorawan.uplinks` records to
+`PartitionProcessor` and keeps its state in changelog-backed Faust tables.
+
+Faust is the runtime (consumer group, rebalancing, tables with changelogs, commits);
+the event-time semantics are ours (streams/windows.py). Outputs are produced with
+librdkafka and flushed before the batch is acknowledged, and Faust flushes the
+changelog before it commits offsets, so a commit never runs ahead of what was written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+import faust
+
+from livinglab.config import Settings
+from livinglab.kafka import UPLINKS, WORKER_GROUP, new_producer
+from livinglab.registry import load_registry
+from streams.processor import PartitionProcessor
+
+BATCH = 2000
+BATCH_WITHIN_S = 0.2
+
+log = logging.getLogger("livinglab.worker")
+
+
+def create_app(settings: Settings) -> faust.App:
+    if not settings.kafka:
+        raise SystemExit("the stream worker needs LIVINGLAB_KAFKA (host:port of the broker)")
+    registry = load_registry(settings.registry)
+    app = faust.App(
+        WORKER_GROUP,
+        broker=f"kafka://{settings.kafka}",
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        # Tansu holds a group join for the whole rebalance timeout: keep these short.
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=6.0,
+        broker_max_poll_interval=60.0,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        web_enabled=False,
+        producer_acks=-1,
+        tabledir=str(settings.data_dir / "worker-tables"),
+        key_serializer="json",  # table keys and values (our topics are raw bytes)
+        value_serializer="json",
+    )
+    source = app.topic(UPLINKS, key_serializer="raw", value_serializer="raw")
+    devices = app.Table("devices", default=None)
+    partitions = app.Table("partitions", default=None)
+    producer = new_producer(settings.kafka)
+    lateness_ms = settings.lateness_s * 1000
+    totals: dict[str, int] = defaultdict(int)
+
+    @app.agent(source)
+    async def process(stream: Any) -> None:
+        async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+            by_partition: dict[int, list[Any]] = defaultdict(list)
+            for event in events:
+                by_partition[event.message.partition].append(event.message)
+            for partition, messages in by_partition.items():
+                proc = PartitionProcessor(
+                    registry, partition, devices.data, partitions.data, lateness_ms, counts=totals
+                )
+                for m in messages:
+                    proc.handle(m.offset, m.key, m.value, m.headers)
+                proc.end_batch()
+                outputs, dirty = proc.take()
+                for topic, key, value, headers in outputs:
+                    _produce(producer, topic, key, value, headers)
+                for dev_eui in dirty:
+                    devices.send_changelog(partition, dev_eui, devices.data[dev_eui])
+                partitions.send_changelog(partition, str(partition), partitions.data[str(partition)])
+            # Outputs must be in Kafka before these events are acknowledged.
+            remaining = producer.flush(30)
+            if remaining:
+                raise RuntimeError(f"{remaining} outputs not acknowledged by Kafka")
+            log.info("batch of %d uplinks; totals %s", len(events), dict(totals))
+
+    return app
+
+
+def _produce(producer: Any, topic: str, key: bytes, value: bytes, headers: list) -> None:
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, headers=headers)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def run_worker(settings: Settings, loglevel: str = "warn") -> None:
+    """Run one stream worker until SIGTERM/SIGINT (Faust handles the signals)."""
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

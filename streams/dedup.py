@@ -1,0 +1,78 @@
+"""Frame deduplication and frame-counter sessions for one device (pure).
+
+Every gateway in range forwards the same frame, and integrations may deliver a copy
+late. A copy of a recently seen frame merges its gateways into the uplink; a counter
+that jumps back to near zero starts a new session (reboot / rejoin); any other old
+counter is a replay and is rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+RECENT = 16  # frames remembered per device, enough for copies minutes late
+RESET_BELOW = 16  # a counter below this after a higher one is a device restart
+
+Verdict = Literal["new", "merge", "duplicate", "replay"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    session: int
+    uplink_version: int = 1
+    ts: int = 0
+    gateways: tuple[dict[str, Any], ...] = ()
+    reset: bool = False
+
+
+def _merge(known: list[dict[str, Any]], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ids = {g["id"] for g in known}
+    merged = known + [g for g in extra if g["id"] not in ids]
+    return sorted(merged, key=lambda g: g["id"])
+
+
+def decide(state: dict[str, Any], f_cnt: int, ts: int, gateways: list[dict[str, Any]]) -> Decision:
+    """Classify one copy of a frame and update `state` (the device's dedup state) in place.
+
+    state keys: s = session, f = highest counter, r = {counter: [ts, version, gateways]}.
+    """
+    recent: dict[str, list[Any]] = state.setdefault("r", {})
+    if "s" not in state:
+        return _accept(state, recent, 1, f_cnt, ts, gateways, reset=False)
+    session, last = state["s"], state["f"]
+    seen = recent.get(str(f_cnt))
+    if seen is not None:
+        first_ts, version, known = seen
+        merged = _merge(known, gateways)
+        if len(merged) == len(known):
+            return Decision("duplicate", session, version, first_ts, tuple(known))
+        seen[1], seen[2] = version + 1, merged
+        return Decision("merge", session, version + 1, first_ts, tuple(merged))
+    if f_cnt > last or last - f_cnt < RECENT:  # next frame, or one overtaken in transit
+        return _accept(state, recent, session, f_cnt, ts, gateways, reset=False)
+    if f_cnt < RESET_BELOW:
+        recent.clear()
+        return _accept(state, recent, session + 1, f_cnt, ts, gateways, reset=True)
+    return Decision("replay", session)
+
+
+def _accept(
+    state: dict[str, Any],
+    recent: dict[str, list[Any]],
+    session: int,
+    f_cnt: int,
+    ts: int,
+    gateways: list[dict[str, Any]],
+    *,
+    reset: bool,
+) -> Decision:
+    state["s"] = session
+    state["f"] = max(f_cnt, state.get("f", f_cnt)) if not reset else f_cnt
+    merged = _merge([], gateways)
+    recent[str(f_cnt)] = [ts, 1, merged]
+    if len(recent) > RECENT:
+        for key in sorted(recent, key=int)[: len(recent) - RECENT]:
+            del recent[key]
+    return Decision("new", session, 1, ts, tuple(merged), reset)

@@ -1,0 +1,193 @@
+"""What happens to one partition of `lorawan.uplinks`, independent of the runtime.
+
+dedup -> decode -> quality flags -> readings; readings -> event-time windows ->
+aggregates; everything rejected -> deadletter. State lives in two mappings the
+runtime provides (Faust tables in the worker, plain dicts in tests): per device and
+per partition. Each state entry remembers the last input offset applied to it, so a
+record redelivered after a crash updates nothing twice; its outputs are produced
+again and deduplicated downstream by their deterministic keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from livinglab.codec import decode_payload
+from livinglab.codec.payload import PayloadError
+from livinglab.deadletter import dead_letter
+from livinglab.kafka import AGGREGATES, DEADLETTER, READINGS, UPLINKS
+from livinglab.registry import Registry
+from schemas import SchemaMismatch, codec
+from streams import dedup, quality, windows
+
+_UPLINK = codec("uplink")
+_READING = codec("reading")
+_AGGREGATE = codec("aggregate")
+_DEADLETTER = codec("deadletter")
+
+CONTROL_KEY = b"__control__"
+END_OF_INPUT = b"end"
+DEFAULT_LATENESS_MS = 15 * 60 * 1000
+
+Output = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
+
+
+@dataclass
+class PartitionProcessor:
+    registry: Registry
+    partition: int
+    devices: MutableMapping[str, dict[str, Any]]
+    meta: MutableMapping[str, dict[str, Any]]
+    lateness_ms: int = DEFAULT_LATENESS_MS
+    outputs: list[Output] = field(default_factory=list)
+    dirty_devices: set[str] = field(default_factory=set)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        key = str(self.partition)
+        if key not in self.meta:
+            # wm: watermark, max: highest event time, o: last control offset,
+            # c: hour boundary up to which windows have been closed
+            self.meta[key] = {"wm": -(2**62), "max": -(2**62), "o": -1, "c": -(2**62)}
+        self._meta = self.meta[key]
+
+    # -- input -------------------------------------------------------------------------
+    def handle(self, offset: int, key: bytes | None, value: bytes, headers: list | None) -> None:
+        """Process one record of the partition (redeliveries are recognised by offset)."""
+        if key == CONTROL_KEY:
+            if offset > self._meta["o"]:
+                self._watermark_marker(value)
+                self._meta["o"] = offset
+            return
+        try:
+            uplink = _UPLINK.decode(value, headers)
+        except (SchemaMismatch, ValueError, EOFError, TypeError, IndexError) as exc:
+            self._reject(UPLINKS, "decode", "avro", f"not an Uplink record: {exc}", value, offset)
+            return
+        unit = self.registry.by_dev_eui.get(uplink["dev_eui"])
+        if unit is None:
+            self._reject(uplink["source"], "decode", "unknown_device",
+                         f"DevEUI {uplink['dev_eui']} is not in the registry", uplink["original"],
+                         offset, uplink["dev_eui"])
+            return
+        state = self.devices.get(unit.dev_eui)
+        if state is None:
+            state = {"p": self.partition, "o": -1}
+        elif offset <= state["o"]:
+            self._count("redelivered")
+            return
+        state["o"] = offset
+        self.devices[unit.dev_eui] = state
+        self.dirty_devices.add(unit.dev_eui)
+        self._uplink(unit, state, uplink, offset)
+
+    def _uplink(self, unit: Any, state: dict[str, Any], uplink: dict[str, Any], offset: int) -> None:
+        ts = uplink["received_at"]
+        decision = dedup.decide(state.setdefault("d", {}), uplink["f_cnt"], ts, uplink["gateways"])
+        self._count(decision.verdict)
+        if decision.verdict == "duplicate":
+            return
+        if decision.verdict == "replay":
+            self._reject(uplink["source"], "decode", "replay",
+                         f"frame counter {uplink['f_cnt']} was already used in this session",
+                         uplink["original"], offset, unit.dev_eui)
+            return
+        try:
+            decoded = decode_payload(uplink["payload"], unit.payload_format, unit.cayenne_channels)
+        except PayloadError as exc:
+            self._reject(uplink["source"], "decode", f"payload.{exc.reason}", str(exc),
+                         uplink["original"], offset, unit.dev_eui)
+            return
+        raw = {q: v for q, v in decoded.values.items() if v is not None}
+        reading = {
+            "lab": unit.lab,
+            "sensor": unit.sensor,
+            "dev_eui": unit.dev_eui,
+            "ts": decision.ts,
+            "session": decision.session,
+            "f_cnt": uplink["f_cnt"],
+            "f_port": uplink["f_port"],
+            "uplink_version": decision.uplink_version,
+            "source": uplink["source"],
+            "gateways": list(decision.gateways),
+            "frequency": uplink["frequency"],
+            "spreading_factor": uplink["spreading_factor"],
+            "payload": uplink["payload"],
+            "status": decoded.status,
+            "calibration": "none",
+            "values": raw,
+            "raw_values": raw,
+            "flags": quality.flags(raw),
+        }
+        self._emit(READINGS, unit.key.encode(), _READING.encode(reading), _READING.headers)
+        if decision.verdict == "new":
+            self._window(unit, state, reading, offset)
+
+    def _window(self, unit: Any, state: dict[str, Any], reading: dict[str, Any], offset: int) -> None:
+        ts = reading["ts"]
+        if windows.window_start(ts) + windows.HOUR_MS <= self._meta["wm"]:
+            self._reject(reading["source"], "window", "too_late",
+                         f"reading at {ts} arrived after its hourly window closed",
+                         _READING.encode(reading), offset, unit.dev_eui)
+        else:
+            windows.add(state.setdefault("w", {}), ts, reading["values"],
+                        unit.uplink_interval_s * 1000)
+        if ts > self._meta["max"]:
+            self._meta["max"] = ts
+            self._meta["wm"] = max(self._meta["wm"], ts - self.lateness_ms)
+
+    def _watermark_marker(self, value: bytes) -> None:
+        wm = 2**62 if value == END_OF_INPUT else int(value)
+        self._meta["wm"] = max(self._meta["wm"], wm)
+
+    # -- end of a batch ------------------------------------------------------------------
+    def end_batch(self) -> None:
+        """Close the windows the watermark has passed, if it crossed an hour boundary."""
+        wm = self._meta["wm"]
+        if wm < self._meta["c"] + windows.HOUR_MS:
+            return
+        for dev_eui, state in self.devices.items():
+            if state.get("p") != self.partition or not state.get("w"):
+                continue
+            unit = self.registry.by_dev_eui.get(dev_eui)
+            if unit is None:
+                continue
+            closed = windows.close(state["w"], wm)
+            if closed:
+                self.dirty_devices.add(dev_eui)
+            for start, accs in closed:
+                aggregate = {
+                    "lab": unit.lab,
+                    "sensor": unit.sensor,
+                    "window": "1h",
+                    "window_start": start,
+                    "window_end": start + windows.HOUR_MS,
+                    "version": 1,
+                    "stats": windows.stats(accs),
+                }
+                self._emit(AGGREGATES, unit.key.encode(), _AGGREGATE.encode(aggregate),
+                           _AGGREGATE.headers)
+        self._meta["c"] = wm - wm % windows.HOUR_MS
+
+    def take(self) -> tuple[list[Output], set[str]]:
+        """Outputs to produce and device states to write back since the last call."""
+        outputs, dirty = self.outputs, self.dirty_devices
+        self.outputs, self.dirty_devices = [], set()
+        return outputs, dirty
+
+    # -- helpers -------------------------------------------------------------------------
+    def _emit(self, topic: str, key: bytes, value: bytes, headers: list) -> None:
+        self.outputs.append((topic, key, value, headers))
+
+    def _reject(self, source: str, stage: str, reason: str, detail: str, original: bytes,
+                offset: int, dev_eui: str | None = None) -> None:
+        self._count(f"rejected.{reason}")
+        record = dead_letter(source=source, stage=stage, reason=reason, detail=detail,
+                             original=original, dev_eui=dev_eui,
+                             origin=f"{UPLINKS}:{self.partition}:{offset}")
+        self._emit(DEADLETTER, source.encode(), _DEADLETTER.encode(record), _DEADLETTER.headers)
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1

@@ -101,7 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
         f"exactly once in effect. Needs {ENV_KAFKA}.",
     )
     _common(sink)
+    # Each area of the platform adds its own verbs (they set `handler`).
+    for register in _verb_modules():
+        register(verbs, _common)
     return parser
+
+
+def _verb_modules() -> list:
+    """`register(verbs, common)` functions of the areas that bring their own verbs."""
+    import importlib
+
+    found = []
+    for name in ("connectors.cli", "streams.cli", "dashboards.cli"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        found.append(module.register)
+    return found
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -148,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
+        if getattr(args, "handler", None):
+            return args.handler(args)
         if args.verb == "sql":
             return _sql(args)
         settings = _settings(args)

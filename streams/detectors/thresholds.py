@@ -3,7 +3,7 @@
 A limit on a daily mean says nothing about one reading, so the caller passes the
 window kind with the aggregate value. Window ids used here:
 
-- ``hour``: 1-h mean; ``8h``: running 8-h mean (updated hourly); ``day``: calendar-day mean
+- ``1h``: 1-h mean; ``8h``: running 8-h mean (updated hourly); ``1d``: calendar-day mean
 - ``lday`` 07–19, ``levening`` 19–23, ``lnight`` 23–07 (LAeq, or LAmax, of the period)
 - ``lden``: day-evening-night level of one day (indicative; the legal one is annual)
 
@@ -49,15 +49,15 @@ AGGREGATE_LIMITS: tuple[Limit, ...] = (
     Limit("threshold.noise_construction_day", "laeq",
           ((60.0, INFO), (65.0, INFO), (70.0, WARNING), (75.0, WARNING), (80.0, CRITICAL)),
           "lday", hysteresis=1.0, enabled=False, source=_CONSTRUCTION),
-    Limit("threshold.pm25_day", "pm25", ((15.0, INFO), (25.0, WARNING)), "day", hysteresis=2.0,
+    Limit("threshold.pm25_day", "pm25", ((15.0, INFO), (25.0, WARNING)), "1d", hysteresis=2.0,
           source=f"WHO 2021 24-h guideline 15; {_EU} 25 (<= 18x/yr)"),
-    Limit("threshold.pm10_day", "pm10", ((45.0, WARNING),), "day", hysteresis=3.0,
+    Limit("threshold.pm10_day", "pm10", ((45.0, WARNING),), "1d", hysteresis=3.0,
           source=f"WHO 2021 24-h guideline 45 = {_EU} 45 (<= 18x/yr)"),
-    Limit("threshold.no2_hour", "no2", ((200.0, WARNING),), "hour", hysteresis=10.0,
+    Limit("threshold.no2_hour", "no2", ((200.0, WARNING),), "1h", hysteresis=10.0,
           source=f"{_EU} 200 (<= 3x/yr)"),
-    Limit("threshold.no2_day", "no2", ((25.0, INFO), (50.0, WARNING)), "day", hysteresis=3.0,
+    Limit("threshold.no2_day", "no2", ((25.0, INFO), (50.0, WARNING)), "1d", hysteresis=3.0,
           source=f"WHO 2021 24-h guideline 25; {_EU} 50 (<= 18x/yr)"),
-    Limit("threshold.o3_hour", "o3", ((180.0, WARNING), (240.0, CRITICAL)), "hour",
+    Limit("threshold.o3_hour", "o3", ((180.0, WARNING), (240.0, CRITICAL)), "1h",
           hysteresis=10.0, source="EU 2024/2881 O3 information threshold 180, alert threshold 240"),
     Limit("threshold.o3_8h", "o3", ((100.0, INFO), (120.0, WARNING)), "8h", hysteresis=5.0,
           source="WHO 2021 8-h guideline 100; EU 2024/2881 target 120 (max daily 8-h mean)"),

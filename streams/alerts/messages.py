@@ -144,7 +144,8 @@ def render(
     """(message_nl, message_en) for one alert event."""
     out = []
     for lang in (0, 1):
-        name = QUANTITY_NAMES.get(quantity or "", (quantity or "", quantity or ""))[lang]
+        fallback = (quantity or "meting", quantity or "measurement")
+        name = QUANTITY_NAMES.get(quantity or "", fallback)[lang]
         subject = SUBJECTS.get(kind, _FALLBACK)[lang].format(q=name)
         if state == "resolved":
             template = RESOLVED_DETAILS.get(kind, _RESOLVED)

@@ -7,8 +7,8 @@ reading; index or iterate to get single ``Condition`` objects.
 
 Invariant the alert lifecycle relies on: when a condition is active, ``value`` lies
 at or beyond ``threshold`` on the bad side (above an upper limit, below a lower
-one), so ``direction`` tells which way is worse. Timestamps are event time in epoch
-milliseconds. A NaN ``value`` means "not evaluated" (missing reading), not "fine".
+one), so the side of the value tells which way is worse. Timestamps are event time
+in epoch milliseconds. A NaN ``value`` means "not evaluated" (missing reading).
 """
 
 from __future__ import annotations
@@ -61,11 +61,6 @@ class Condition:
     clear_threshold: float | None = None
     reference: float | None = None
     window: str | None = None
-
-    @property
-    def direction(self) -> int:
-        """+1 when larger values are worse (upper limit), -1 for a lower limit."""
-        return -1 if self.value < self.threshold else 1
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,11 @@ def detect_unit(
             out.append(conds)
     humid, battery = settings.humidity_pm, settings.battery
     if humid.quantity in readings and any(q in readings for q in PM):
-        out.append(check_limit(humid, UNITS[humid.quantity], ts, readings[humid.quantity]))
+        out.append(check_limit(humid, UNITS.get(humid.quantity, ""), ts, readings[humid.quantity]))
     if battery.quantity in readings:
-        out.append(check_limit(battery, UNITS[battery.quantity], ts, readings[battery.quantity]))
+        out.append(
+            check_limit(battery, UNITS.get(battery.quantity, ""), ts, readings[battery.quantity])
+        )
     reboot_state = state.reboot
     if reboot is not None:
         conds, reboot_state = detect_reboots(settings.reboot, state.reboot, ts, reboot)

@@ -43,10 +43,16 @@ class Ingress:
 
     def reject(self, raw: bytes, reason: str, detail: str, origin: str = "") -> None:
         record = dead_letter(
-            source=self.source, stage="ingress", reason=reason, detail=detail, original=raw,
+            source=self.source,
+            stage="ingress",
+            reason=reason,
+            detail=detail,
+            original=raw,
             origin=origin,
         )
-        self._produce(DEADLETTER, self.source.encode(), _DEADLETTER.encode(record), _DEADLETTER.headers)
+        self._produce(
+            DEADLETTER, self.source.encode(), _DEADLETTER.encode(record), _DEADLETTER.headers
+        )
         self.stats[f"rejected.{reason}"] += 1
 
     def _produce(self, topic: str, key: bytes, value: bytes, headers: list) -> None:

@@ -105,7 +105,8 @@ def _from_tts(msg: dict[str, Any]) -> dict[str, Any]:
     lora = ((settings.get("data_rate") or {}).get("lora")) or {}
     gateways = [
         _gateway(
-            (rx.get("gateway_ids") or {}).get("eui") or (rx.get("gateway_ids") or {}).get("gateway_id"),
+            (rx.get("gateway_ids") or {}).get("eui")
+            or (rx.get("gateway_ids") or {}).get("gateway_id"),
             rx.get("rssi", rx.get("channel_rssi")),
             rx.get("snr"),
             rx.get("time"),
@@ -119,7 +120,9 @@ def _from_tts(msg: dict[str, Any]) -> dict[str, Any]:
         "dev_addr": _hex_eui(ids["dev_addr"], "dev_addr", 8) if ids.get("dev_addr") else None,
         "f_cnt": _int(up.get("f_cnt"), "f_cnt"),
         "f_port": _int(up.get("f_port"), "f_port"),
-        "received_at": parse_time_ms(msg.get("received_at") or up.get("received_at"), "received_at"),
+        "received_at": parse_time_ms(
+            msg.get("received_at") or up.get("received_at"), "received_at"
+        ),
         "gateways": gateways,
         "frequency": _int(settings.get("frequency"), "frequency", None),
         "spreading_factor": _int(lora.get("spreading_factor"), "spreading_factor", None),
@@ -134,7 +137,9 @@ def _from_chirpstack4(msg: dict[str, Any]) -> dict[str, Any]:
     tx = msg.get("txInfo") or {}
     lora = ((tx.get("modulation") or {}).get("lora")) or {}
     gateways = [
-        _gateway(rx.get("gatewayId"), rx.get("rssi"), rx.get("snr"), rx.get("time") or rx.get("gwTime"))
+        _gateway(
+            rx.get("gatewayId"), rx.get("rssi"), rx.get("snr"), rx.get("time") or rx.get("gwTime")
+        )
         for rx in msg.get("rxInfo") or []
         if isinstance(rx, dict)
     ]

@@ -24,10 +24,15 @@ environment:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="where the embedded store, logs and state live (default: ./data)")
-    p.add_argument("--registry", type=Path, default=None,
-                   help="lab registry YAML (default: config/labs.yaml)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the embedded store, logs and state live (default: ./data)",
+    )
+    p.add_argument(
+        "--registry", type=Path, default=None, help="lab registry YAML (default: config/labs.yaml)"
+    )
 
 
 def _start_time(text: str) -> datetime:
@@ -49,24 +54,34 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     demo = verbs.add_parser(
-        "demo", help="simulate every unit of every lab through the whole platform",
+        "demo",
+        help="simulate every unit of every lab through the whole platform",
         description="Start the platform, simulate H hours of all labs' sensor units sending "
         "LoRaWAN uplinks through the real ingress (with duplicate and late gateway copies), wait "
         "until everything is in ClickHouse and print a per-lab summary. The data stays in "
         "--data-dir; query it with `livinglab sql`.",
     )
     demo.add_argument("--hours", type=float, default=6.0, help="simulated hours (default 6)")
-    demo.add_argument("--speed", type=float, default=0.0,
-                      help="simulated seconds per wall-clock second; 0 = as fast as possible")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="simulated seconds per wall-clock second; 0 = as fast as possible",
+    )
     demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    demo.add_argument("--start", type=_start_time, default=None,
-                      help="simulated start time, ISO 8601 (default: H hours before this hour)")
+    demo.add_argument(
+        "--start",
+        type=_start_time,
+        default=None,
+        help="simulated start time, ISO 8601 (default: H hours before this hour)",
+    )
     demo.add_argument("--workers", type=int, default=1, help="stream worker processes")
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     _common(demo)
 
     replay = verbs.add_parser(
-        "replay", help="feed uplink messages from a JSON-lines file through the platform",
+        "replay",
+        help="feed uplink messages from a JSON-lines file through the platform",
         description="Feed LNS uplink messages (The Things Stack v3, ChirpStack v3/v4 JSON, one "
         "per line; '-' for stdin) through the full streaming path, wait until everything has "
         "reached ClickHouse and print a summary. Use it to back-fill a lab's history.",
@@ -77,26 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
     _common(replay)
 
     sql = verbs.add_parser(
-        "sql", help="run ClickHouse SQL against the store",
+        "sql",
+        help="run ClickHouse SQL against the store",
         description="Run one ClickHouse SQL statement against the store: the running platform's "
         "embedded store, the embedded store on disk when nothing runs, or the server in "
         f"{ENV_CLICKHOUSE}. Tables: uplinks, readings, aggregates, alerts, deadletter "
         "(use FINAL for the deduplicated state).",
     )
     sql.add_argument("query", help="the SQL statement")
-    sql.add_argument("--format", default="PrettyCompact",
-                     help="any ClickHouse output format, e.g. PrettyCompact (default), "
-                     "JSONEachRow, CSVWithNames, TabSeparatedWithNames")
+    sql.add_argument(
+        "--format",
+        default="PrettyCompact",
+        help="any ClickHouse output format, e.g. PrettyCompact (default), "
+        "JSONEachRow, CSVWithNames, TabSeparatedWithNames",
+    )
     _common(sql)
 
     worker = verbs.add_parser(
-        "worker", help="run one stream worker (decode, dedup, windows) against Kafka",
+        "worker",
+        help="run one stream worker (decode, dedup, windows) against Kafka",
         description=f"Run one Faust stream worker. Needs {ENV_KAFKA}; start several for more "
         "throughput (they share the partitions of lorawan.uplinks).",
     )
     _common(worker)
     sink = verbs.add_parser(
-        "sink", help="run the ClickHouse sink (the one writer of the store)",
+        "sink",
+        help="run the ClickHouse sink (the one writer of the store)",
         description=f"Consume the output topics and write them into ClickHouse in batches, "
         f"exactly once in effect. Needs {ENV_KAFKA}.",
     )
@@ -139,8 +160,11 @@ def _sql(args: argparse.Namespace) -> int:
             text = query_owner(settings.data_dir, args.query, args.format)
         else:
             if not settings.clickhouse and not (settings.data_dir / "clickhouse").exists():
-                print(f"error: no store in {settings.data_dir}; run `livinglab demo` first "
-                      f"or pass --data-dir", file=sys.stderr)
+                print(
+                    f"error: no store in {settings.data_dir}; run `livinglab demo` first "
+                    f"or pass --data-dir",
+                    file=sys.stderr,
+                )
                 return 2
             store = open_store(settings.clickhouse, settings.data_dir)
             try:
@@ -164,8 +188,11 @@ def _pid_alive(owner: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     try:
         if getattr(args, "handler", None):
             return args.handler(args)
@@ -186,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         from livinglab.run import print_summary, run_demo, run_replay
 
         if args.verb == "demo":
-            result = run_demo(settings, registry, args.hours, args.speed, args.seed, args.start,
-                              args.workers)
+            result = run_demo(
+                settings, registry, args.hours, args.speed, args.seed, args.start, args.workers
+            )
         else:
             if str(args.file) != "-" and not args.file.exists():
                 print(f"error: {args.file} does not exist", file=sys.stderr)

@@ -73,7 +73,9 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None
 
 def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
     """Messages in `topics` not yet committed by `group` (-1 when unknown yet)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     try:
         meta = consumer.list_topics(timeout=10)
         tps = [
@@ -96,8 +98,12 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
         consumer.close()
 
 
-def wait_drained(bootstrap: str, stages: list[tuple[str, list[str]]], timeout: float,
-                 on_wait: callable | None = None) -> None:  # type: ignore[valid-type]
+def wait_drained(
+    bootstrap: str,
+    stages: list[tuple[str, list[str]]],
+    timeout: float,
+    on_wait: callable | None = None,
+) -> None:  # type: ignore[valid-type]
     """Block until every (group, topics) stage has committed everything, in order."""
     deadline = time.monotonic() + timeout
     for group, topics in stages:

@@ -107,7 +107,9 @@ class _Checker:
             raise self.fail(entry, f"expected a mapping, got {type(value).__name__}")
         return value
 
-    def get(self, data: dict[str, Any], name: str, kind: type, entry: str, default: Any = ...) -> Any:
+    def get(
+        self, data: dict[str, Any], name: str, kind: type, entry: str, default: Any = ...
+    ) -> Any:
         if name not in data:
             if default is ...:
                 raise self.fail(entry, f"missing field '{name}'")
@@ -154,10 +156,15 @@ def parse_registry(raw: Any, path: Path) -> Registry:
             raise c.fail(f"labs[{i}]", f"duplicate lab id {lab.id!r}")
         for unit in lab.units:
             entry = f"lab {lab.id}, unit {unit.sensor}"
-            for index, value, what in ((by_eui, unit.dev_eui, "dev_eui"), (by_addr, unit.dev_addr, "dev_addr")):
+            for index, value, what in (
+                (by_eui, unit.dev_eui, "dev_eui"),
+                (by_addr, unit.dev_addr, "dev_addr"),
+            ):
                 if value in index:
                     other = index[value]
-                    raise c.fail(entry, f"{what} {value} is also used by {other.lab}:{other.sensor}")
+                    raise c.fail(
+                        entry, f"{what} {value} is also used by {other.lab}:{other.sensor}"
+                    )
                 index[value] = unit
         labs.append(lab)
     return Registry(path=path, labs=tuple(labs), by_dev_eui=by_eui, by_dev_addr=by_addr)
@@ -189,7 +196,9 @@ def _parse_lab(c: _Checker, data: dict[str, Any], entry: str, defaults: dict[str
         raise c.fail(entry, "no units defined")
     units: list[Unit] = []
     for j, unit_raw in enumerate(units_raw):
-        unit = _parse_unit(c, c.mapping(unit_raw, f"{entry}, units[{j}]"), lab_id, f"{entry}, units[{j}]", defaults)
+        unit = _parse_unit(
+            c, c.mapping(unit_raw, f"{entry}, units[{j}]"), lab_id, f"{entry}, units[{j}]", defaults
+        )
         if any(u.sensor == unit.sensor for u in units):
             raise c.fail(f"{entry}, units[{j}]", f"duplicate sensor id {unit.sensor!r}")
         units.append(unit)
@@ -218,7 +227,9 @@ def _parse_unit(
     channels: dict[int, str] = {}
     for ch, quantity in channels_raw.items():
         if not isinstance(ch, int) or not 0 <= ch <= 255 or not isinstance(quantity, str):
-            raise c.fail(entry, f"cayenne_channels: {ch!r}: {quantity!r} is not channel(0-255): name")
+            raise c.fail(
+                entry, f"cayenne_channels: {ch!r}: {quantity!r} is not channel(0-255): name"
+            )
         channels[ch] = quantity
     if fmt == "cayenne" and not channels:
         raise c.fail(entry, "payload_format cayenne needs a cayenne_channels mapping")

@@ -57,12 +57,15 @@ def summary(stack: Stack) -> dict[str, Any]:
         " round(avg(length(gateway_ids)), 2) AS gateways_per_uplink"
         " FROM uplinks FINAL GROUP BY lab ORDER BY lab"
     )
-    agg = {r["lab"]: r for r in rows(
-        "SELECT lab, count() AS aggregates, uniqExact(sensor) AS units_with_aggregates,"
-        " round(avgIf(mean, quantity = 'laeq'), 1) AS laeq_mean_db,"
-        " round(avgIf(mean, quantity = 'pm25'), 1) AS pm25_mean"
-        " FROM aggregates FINAL WHERE window = '1h' GROUP BY lab"
-    )}
+    agg = {
+        r["lab"]: r
+        for r in rows(
+            "SELECT lab, count() AS aggregates, uniqExact(sensor) AS units_with_aggregates,"
+            " round(avgIf(mean, quantity = 'laeq'), 1) AS laeq_mean_db,"
+            " round(avgIf(mean, quantity = 'pm25'), 1) AS pm25_mean"
+            " FROM aggregates FINAL WHERE window = '1h' GROUP BY lab"
+        )
+    }
     dead = rows("SELECT reason, count() AS n FROM deadletter FINAL GROUP BY reason ORDER BY reason")
     return {
         "uplinks_stored": int(totals["uplinks"]),
@@ -71,13 +74,20 @@ def summary(stack: Stack) -> dict[str, Any]:
         "alerts_stored": int(totals["alerts"]),
         "deadletters_stored": int(totals["deadletter"]),
         "deadletter_reasons": {r["reason"]: int(r["n"]) for r in dead},
-        "labs": [{**lab, **{k: v for k, v in agg.get(lab["lab"], {}).items() if k != "lab"}}
-                 for lab in per_lab],
+        "labs": [
+            {**lab, **{k: v for k, v in agg.get(lab["lab"], {}).items() if k != "lab"}}
+            for lab in per_lab
+        ],
     }
 
 
-def _feed(stack: Stack, ingress: Ingress, messages: Iterable[tuple[bytes, str]],
-          progress: Progress, describe: Any) -> int:
+def _feed(
+    stack: Stack,
+    ingress: Ingress,
+    messages: Iterable[tuple[bytes, str]],
+    progress: Progress,
+    describe: Any,
+) -> int:
     n = 0
     for n, (body, origin) in enumerate(messages, 1):
         ingress.submit(body, origin)
@@ -93,14 +103,25 @@ def _feed(stack: Stack, ingress: Ingress, messages: Iterable[tuple[bytes, str]],
 def _drain(stack: Stack, progress: Progress) -> None:
     def report(group: str, lag: int) -> None:
         what = "stream workers" if group == WORKER_GROUP else "ClickHouse sink"
-        progress(f"waiting for the {what} to start" if lag < 0 else
-                 f"waiting for the {what}: {lag} records to go")
+        progress(
+            f"waiting for the {what} to start"
+            if lag < 0
+            else f"waiting for the {what}: {lag} records to go"
+        )
 
     stack.wait_drained(on_wait=report)
 
 
-def run_demo(settings: Settings, registry: Registry, hours: float, speed: float, seed: int,
-             start: datetime | None, workers: int, out: TextIO = sys.stderr) -> dict[str, Any]:
+def run_demo(
+    settings: Settings,
+    registry: Registry,
+    hours: float,
+    speed: float,
+    seed: int,
+    start: datetime | None,
+    workers: int,
+    out: TextIO = sys.stderr,
+) -> dict[str, Any]:
     if start is None:
         now = int(time.time() * 1000)
         start_ms = now - now % HOUR_MS - int(hours * HOUR_MS)
@@ -130,8 +151,12 @@ def run_demo(settings: Settings, registry: Registry, hours: float, speed: float,
     print(f"starting the platform in {settings.data_dir} ...", file=out, flush=True)
     with Stack(settings, registry, workers) as stack:
         ingress = Ingress(stack.producer(), source="sim")
-        print(f"broker {stack.kafka}; simulating {hours:g} h for {len(registry.units)} units "
-              f"in {len(registry.labs)} labs", file=out, flush=True)
+        print(
+            f"broker {stack.kafka}; simulating {hours:g} h for {len(registry.units)} units "
+            f"in {len(registry.labs)} labs",
+            file=out,
+            flush=True,
+        )
         copies = _feed(stack, ingress, paced(), progress, describe)
         progress(describe(copies), force=True)
         _drain(stack, progress)
@@ -161,8 +186,9 @@ def read_lines(path: Path) -> Iterator[tuple[bytes, str]]:
             stream.close()
 
 
-def run_replay(settings: Settings, registry: Registry, path: Path, workers: int,
-               out: TextIO = sys.stderr) -> dict[str, Any]:
+def run_replay(
+    settings: Settings, registry: Registry, path: Path, workers: int, out: TextIO = sys.stderr
+) -> dict[str, Any]:
     progress = Progress(out)
     wall0 = time.monotonic()
     print(f"starting the platform in {settings.data_dir} ...", file=out, flush=True)
@@ -175,7 +201,8 @@ def run_replay(settings: Settings, registry: Registry, path: Path, workers: int,
     return {
         "messages_read": sent,
         "messages_rejected_at_ingress": sum(
-            v for k, v in ingress.stats.items() if k.startswith("rejected.")),
+            v for k, v in ingress.stats.items() if k.startswith("rejected.")
+        ),
         **result,
         "wall_seconds": round(time.monotonic() - wall0, 2),
         "data_dir": str(settings.data_dir),
@@ -190,8 +217,10 @@ def print_summary(result: dict[str, Any], out: TextIO = sys.stdout) -> None:
             continue
         lines.append(f"{key:>28}: {value}")
     lines.append("")
-    header = f"{'lab':<24}{'units':>6}{'uplinks':>9}{'gw/uplink':>10}{'aggregates':>11}" \
-             f"{'LAeq dB(A)':>11}{'PM2.5 µg/m³':>12}"
+    header = (
+        f"{'lab':<24}{'units':>6}{'uplinks':>9}{'gw/uplink':>10}{'aggregates':>11}"
+        f"{'LAeq dB(A)':>11}{'PM2.5 µg/m³':>12}"
+    )
     lines.append(header)
     lines.append("-" * len(header))
     for lab in result.get("labs", []):

@@ -56,7 +56,9 @@ class Stack:
             raise
         return self
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _start(self) -> None:
@@ -66,14 +68,20 @@ class Stack:
             tansu, self.kafka = start_tansu(logs / "tansu.log")
             self.children.append(tansu)
             self.settings = replace(self.settings, kafka=self.kafka)
-        create_topics(self.kafka, topics_for(lab.id for lab in self.registry.labs),
-                      self.settings.partitions)
+        create_topics(
+            self.kafka, topics_for(lab.id for lab in self.registry.labs), self.settings.partitions
+        )
         env = self.settings.env()
         sink = Child("sink", python_module("livinglab", "sink"), logs / "sink.log", env)
         self.children.append(sink)
         for i in range(self.workers):
             self.children.append(
-                Child(f"worker-{i}", python_module("livinglab", "worker"), logs / f"worker-{i}.log", env)
+                Child(
+                    f"worker-{i}",
+                    python_module("livinglab", "worker"),
+                    logs / f"worker-{i}.log",
+                    env,
+                )
             )
         self._wait_owner(sink)
 
@@ -103,8 +111,9 @@ class Stack:
             producer.produce(UPLINKS, key=CONTROL_KEY, value=END_OF_INPUT, partition=partition)
         producer.flush(30)
 
-    def wait_drained(self, timeout: float = 600,
-                     on_wait: Callable[[str, int], None] | None = None) -> None:
+    def wait_drained(
+        self, timeout: float = 600, on_wait: Callable[[str, int], None] | None = None
+    ) -> None:
         """Block until workers and sink have committed everything produced so far."""
 
         def waiting(group: str, lag: int) -> None:

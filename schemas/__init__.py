@@ -54,7 +54,9 @@ class AvroCodec:
         schemaless_writer(buf, self.schema, record)
         return buf.getvalue()
 
-    def decode(self, data: bytes, headers: Iterable[tuple[str, bytes]] | None = None) -> dict[str, Any]:
+    def decode(
+        self, data: bytes, headers: Iterable[tuple[str, bytes]] | None = None
+    ) -> dict[str, Any]:
         for key, value in headers or ():
             if key == SCHEMA_HEADER and value.decode() != self.fingerprint:
                 raise SchemaMismatch(

@@ -74,7 +74,9 @@ def create_app(settings: Settings) -> faust.App:
                     _produce(producer, topic, key, value, headers)
                 for dev_eui in dirty:
                     devices.send_changelog(partition, dev_eui, devices.data[dev_eui])
-                partitions.send_changelog(partition, str(partition), partitions.data[str(partition)])
+                partitions.send_changelog(
+                    partition, str(partition), partitions.data[str(partition)]
+                )
             # Outputs must be in Kafka before these events are acknowledged.
             remaining = producer.flush(30)
             if remaining:

@@ -3,7 +3,8 @@
 Every gateway in range forwards the same frame, and integrations may deliver a copy
 late. A copy of a recently seen frame merges its gateways into the uplink; a counter
 that jumps back to near zero starts a new session (reboot / rejoin); any other old
-counter is a replay and is rejected.
+counter is a replay and is rejected. Event time separates the two kinds of old counter:
+a restarted device sends *new* frames, a straggling copy carries its frame's old time.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any, Literal
 
 RECENT = 16  # frames remembered per device, enough for copies minutes late
 RESET_BELOW = 16  # a counter below this after a higher one is a device restart
+COPY_WINDOW_MS = 10_000  # copies of one frame carry (nearly) the same event time
 
-Verdict = Literal["new", "merge", "duplicate", "replay"]
+Verdict = Literal["new", "merge", "duplicate", "replay", "stale"]
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,17 @@ def _merge(known: list[dict[str, Any]], extra: list[dict[str, Any]]) -> list[dic
 def decide(state: dict[str, Any], f_cnt: int, ts: int, gateways: list[dict[str, Any]]) -> Decision:
     """Classify one copy of a frame and update `state` (the device's dedup state) in place.
 
-    state keys: s = session, f = highest counter, r = {counter: [ts, version, gateways]}.
+    state keys: s = session, f = highest counter, t = latest event time,
+    r = {counter: [ts, version, gateways]}. A copy older than the remembered frames is
+    `stale`: it cannot be merged any more, and the caller keeps it as a dead letter.
     """
     recent: dict[str, list[Any]] = state.setdefault("r", {})
     if "s" not in state:
         return _accept(state, recent, 1, f_cnt, ts, gateways, reset=False)
     session, last = state["s"], state["f"]
     seen = recent.get(str(f_cnt))
+    if seen is not None and abs(ts - seen[0]) > COPY_WINDOW_MS:
+        return Decision("replay", session)  # the counter again, but a later transmission
     if seen is not None:
         first_ts, version, known = seen
         merged = _merge(known, gateways)
@@ -52,6 +58,8 @@ def decide(state: dict[str, Any], f_cnt: int, ts: int, gateways: list[dict[str, 
         return Decision("merge", session, version + 1, first_ts, tuple(merged))
     if f_cnt > last or last - f_cnt < RECENT:  # next frame, or one overtaken in transit
         return _accept(state, recent, session, f_cnt, ts, gateways, reset=False)
+    if ts <= state["t"]:
+        return Decision("stale", session)
     if f_cnt < RESET_BELOW:
         recent.clear()
         return _accept(state, recent, session + 1, f_cnt, ts, gateways, reset=True)
@@ -70,6 +78,7 @@ def _accept(
 ) -> Decision:
     state["s"] = session
     state["f"] = max(f_cnt, state.get("f", f_cnt)) if not reset else f_cnt
+    state["t"] = max(ts, state.get("t", ts))
     merged = _merge([], gateways)
     recent[str(f_cnt)] = [ts, 1, merged]
     if len(recent) > RECENT:

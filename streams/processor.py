@@ -68,9 +68,15 @@ class PartitionProcessor:
             return
         unit = self.registry.by_dev_eui.get(uplink["dev_eui"])
         if unit is None:
-            self._reject(uplink["source"], "decode", "unknown_device",
-                         f"DevEUI {uplink['dev_eui']} is not in the registry", uplink["original"],
-                         offset, uplink["dev_eui"])
+            self._reject(
+                uplink["source"],
+                "decode",
+                "unknown_device",
+                f"DevEUI {uplink['dev_eui']} is not in the registry",
+                uplink["original"],
+                offset,
+                uplink["dev_eui"],
+            )
             return
         state = self.devices.get(unit.dev_eui)
         if state is None:
@@ -83,22 +89,41 @@ class PartitionProcessor:
         self.dirty_devices.add(unit.dev_eui)
         self._uplink(unit, state, uplink, offset)
 
-    def _uplink(self, unit: Any, state: dict[str, Any], uplink: dict[str, Any], offset: int) -> None:
+    def _uplink(
+        self, unit: Any, state: dict[str, Any], uplink: dict[str, Any], offset: int
+    ) -> None:
         ts = uplink["received_at"]
         decision = dedup.decide(state.setdefault("d", {}), uplink["f_cnt"], ts, uplink["gateways"])
         self._count(decision.verdict)
         if decision.verdict == "duplicate":
             return
-        if decision.verdict == "replay":
-            self._reject(uplink["source"], "decode", "replay",
-                         f"frame counter {uplink['f_cnt']} was already used in this session",
-                         uplink["original"], offset, unit.dev_eui)
+        if decision.verdict in ("replay", "stale"):
+            why = {
+                "replay": f"frame counter {uplink['f_cnt']} was already used in this session",
+                "stale": f"copy of frame {uplink['f_cnt']} arrived too late to be merged",
+            }[decision.verdict]
+            self._reject(
+                uplink["source"],
+                "decode",
+                decision.verdict,
+                why,
+                uplink["original"],
+                offset,
+                unit.dev_eui,
+            )
             return
         try:
             decoded = decode_payload(uplink["payload"], unit.payload_format, unit.cayenne_channels)
         except PayloadError as exc:
-            self._reject(uplink["source"], "decode", f"payload.{exc.reason}", str(exc),
-                         uplink["original"], offset, unit.dev_eui)
+            self._reject(
+                uplink["source"],
+                "decode",
+                f"payload.{exc.reason}",
+                str(exc),
+                uplink["original"],
+                offset,
+                unit.dev_eui,
+            )
             return
         raw = {q: v for q, v in decoded.values.items() if v is not None}
         reading = {
@@ -125,15 +150,24 @@ class PartitionProcessor:
         if decision.verdict == "new":
             self._window(unit, state, reading, offset)
 
-    def _window(self, unit: Any, state: dict[str, Any], reading: dict[str, Any], offset: int) -> None:
+    def _window(
+        self, unit: Any, state: dict[str, Any], reading: dict[str, Any], offset: int
+    ) -> None:
         ts = reading["ts"]
         if windows.window_start(ts) + windows.HOUR_MS <= self._meta["wm"]:
-            self._reject(reading["source"], "window", "too_late",
-                         f"reading at {ts} arrived after its hourly window closed",
-                         _READING.encode(reading), offset, unit.dev_eui)
+            self._reject(
+                reading["source"],
+                "window",
+                "too_late",
+                f"reading at {ts} arrived after its hourly window closed",
+                _READING.encode(reading),
+                offset,
+                unit.dev_eui,
+            )
         else:
-            windows.add(state.setdefault("w", {}), ts, reading["values"],
-                        unit.uplink_interval_s * 1000)
+            windows.add(
+                state.setdefault("w", {}), ts, reading["values"], unit.uplink_interval_s * 1000
+            )
         if ts > self._meta["max"]:
             self._meta["max"] = ts
             self._meta["wm"] = max(self._meta["wm"], ts - self.lateness_ms)
@@ -167,8 +201,9 @@ class PartitionProcessor:
                     "version": 1,
                     "stats": windows.stats(accs),
                 }
-                self._emit(AGGREGATES, unit.key.encode(), _AGGREGATE.encode(aggregate),
-                           _AGGREGATE.headers)
+                self._emit(
+                    AGGREGATES, unit.key.encode(), _AGGREGATE.encode(aggregate), _AGGREGATE.headers
+                )
         self._meta["c"] = wm - wm % windows.HOUR_MS
 
     def take(self) -> tuple[list[Output], set[str]]:
@@ -181,12 +216,26 @@ class PartitionProcessor:
     def _emit(self, topic: str, key: bytes, value: bytes, headers: list) -> None:
         self.outputs.append((topic, key, value, headers))
 
-    def _reject(self, source: str, stage: str, reason: str, detail: str, original: bytes,
-                offset: int, dev_eui: str | None = None) -> None:
+    def _reject(
+        self,
+        source: str,
+        stage: str,
+        reason: str,
+        detail: str,
+        original: bytes,
+        offset: int,
+        dev_eui: str | None = None,
+    ) -> None:
         self._count(f"rejected.{reason}")
-        record = dead_letter(source=source, stage=stage, reason=reason, detail=detail,
-                             original=original, dev_eui=dev_eui,
-                             origin=f"{UPLINKS}:{self.partition}:{offset}")
+        record = dead_letter(
+            source=source,
+            stage=stage,
+            reason=reason,
+            detail=detail,
+            original=original,
+            dev_eui=dev_eui,
+            origin=f"{UPLINKS}:{self.partition}:{offset}",
+        )
         self._emit(DEADLETTER, source.encode(), _DEADLETTER.encode(record), _DEADLETTER.headers)
 
     def _count(self, what: str) -> None:

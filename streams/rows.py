@@ -13,14 +13,30 @@ _MS = pa.timestamp("ms", tz="UTC")
 
 
 def _table(columns: dict[str, list[Any]], types: dict[str, pa.DataType]) -> pa.Table:
-    return pa.table({name: pa.array(values, type=types.get(name)) for name, values in columns.items()})
+    return pa.table(
+        {name: pa.array(values, type=types.get(name)) for name, values in columns.items()}
+    )
 
 
 def reading_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
     """One row per quantity of every first-accepted uplink (uplink_version 1)."""
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "lab", "sensor", "dev_eui", "ts", "quantity", "value", "raw_value", "unit", "flags",
-        "calibration", "session", "f_cnt")}
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "lab",
+            "sensor",
+            "dev_eui",
+            "ts",
+            "quantity",
+            "value",
+            "raw_value",
+            "unit",
+            "flags",
+            "calibration",
+            "session",
+            "f_cnt",
+        )
+    }
     for r in records:
         if r["uplink_version"] != 1:
             continue
@@ -38,16 +54,41 @@ def reading_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
             cols["calibration"].append(r["calibration"])
             cols["session"].append(r["session"])
             cols["f_cnt"].append(r["f_cnt"])
-    return _table(cols, {"ts": _MS, "flags": pa.uint32(), "session": pa.uint32(),
-                         "f_cnt": pa.uint32(), "value": pa.float64(), "raw_value": pa.float64()})
+    return _table(
+        cols,
+        {
+            "ts": _MS,
+            "flags": pa.uint32(),
+            "session": pa.uint32(),
+            "f_cnt": pa.uint32(),
+            "value": pa.float64(),
+            "raw_value": pa.float64(),
+        },
+    )
 
 
 def uplink_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
     """One row per accepted uplink; later copies carry a higher version and more gateways."""
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "dev_eui", "session", "f_cnt", "lab", "sensor", "received_at", "f_port", "source",
-        "frequency", "spreading_factor", "gateway_ids", "gateway_rssi", "gateway_snr",
-        "payload", "version")}
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "dev_eui",
+            "session",
+            "f_cnt",
+            "lab",
+            "sensor",
+            "received_at",
+            "f_port",
+            "source",
+            "frequency",
+            "spreading_factor",
+            "gateway_ids",
+            "gateway_rssi",
+            "gateway_snr",
+            "payload",
+            "version",
+        )
+    }
     for r in records:
         gws = r["gateways"]
         cols["dev_eui"].append(r["dev_eui"])
@@ -65,31 +106,65 @@ def uplink_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
         cols["gateway_snr"].append([g["snr"] for g in gws])
         cols["payload"].append(r["payload"].hex())
         cols["version"].append(r["uplink_version"])
-    return _table(cols, {"received_at": _MS, "session": pa.uint32(), "f_cnt": pa.uint32(),
-                         "f_port": pa.uint8(), "frequency": pa.uint64(),
-                         "spreading_factor": pa.uint8(), "version": pa.uint32(),
-                         "gateway_rssi": pa.list_(pa.float32()),
-                         "gateway_snr": pa.list_(pa.float32())})
+    return _table(
+        cols,
+        {
+            "received_at": _MS,
+            "session": pa.uint32(),
+            "f_cnt": pa.uint32(),
+            "f_port": pa.uint8(),
+            "frequency": pa.uint64(),
+            "spreading_factor": pa.uint8(),
+            "version": pa.uint32(),
+            "gateway_rssi": pa.list_(pa.float32()),
+            "gateway_snr": pa.list_(pa.float32()),
+        },
+    )
 
 
 def aggregate_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "lab", "sensor", "quantity", "window", "window_start", "window_end", "count",
-        "coverage", "mean", "min", "max", "version")}
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "lab",
+            "sensor",
+            "quantity",
+            "window",
+            "window_start",
+            "window_end",
+            "count",
+            "coverage",
+            "mean",
+            "min",
+            "max",
+            "version",
+        )
+    }
     for r in records:
         for s in r["stats"]:
             for key in ("lab", "sensor", "window", "window_start", "window_end", "version"):
                 cols[key].append(r[key])
             for key in ("quantity", "count", "coverage", "mean", "min", "max"):
                 cols[key].append(s[key])
-    return _table(cols, {"window_start": _MS, "window_end": _MS, "count": pa.uint32(),
-                         "coverage": pa.float32(), "version": pa.uint32(),
-                         "mean": pa.float64(), "min": pa.float64(), "max": pa.float64()})
+    return _table(
+        cols,
+        {
+            "window_start": _MS,
+            "window_end": _MS,
+            "count": pa.uint32(),
+            "coverage": pa.float32(),
+            "version": pa.uint32(),
+            "mean": pa.float64(),
+            "min": pa.float64(),
+            "max": pa.float64(),
+        },
+    )
 
 
 def deadletter_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "id", "ts", "source", "stage", "reason", "detail", "dev_eui", "original")}
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("id", "ts", "source", "stage", "reason", "detail", "dev_eui", "original")
+    }
     for r in records:
         for key in cols:
             cols[key].append(r[key])

@@ -22,8 +22,13 @@ def window_start(ts: int, size_ms: int = HOUR_MS) -> int:
     return ts - ts % size_ms
 
 
-def add(windows: dict[str, dict[str, Acc]], ts: int, values: dict[str, float], sample_ms: int,
-        size_ms: int = HOUR_MS) -> None:
+def add(
+    windows: dict[str, dict[str, Acc]],
+    ts: int,
+    values: dict[str, float],
+    sample_ms: int,
+    size_ms: int = HOUR_MS,
+) -> None:
     """Add one reading (held for sample_ms) to the window that contains ts."""
     accs = windows.setdefault(str(window_start(ts, size_ms)), {})
     for quantity, value in values.items():
@@ -49,19 +54,22 @@ def stats(accs: dict[str, Acc], size_ms: int = HOUR_MS) -> list[dict[str, Any]]:
         mean = total / covered
         if quantity in NOISE:
             mean = 10 * math.log10(mean)
-        out.append({
-            "quantity": quantity,
-            "count": int(count),
-            "coverage": min(1.0, covered / size_ms),
-            "mean": mean,
-            "min": low,
-            "max": high,
-        })
+        out.append(
+            {
+                "quantity": quantity,
+                "count": int(count),
+                "coverage": min(1.0, covered / size_ms),
+                "mean": mean,
+                "min": low,
+                "max": high,
+            }
+        )
     return out
 
 
-def close(windows: dict[str, dict[str, Acc]], watermark: int,
-          size_ms: int = HOUR_MS) -> list[tuple[int, dict[str, Acc]]]:
+def close(
+    windows: dict[str, dict[str, Acc]], watermark: int, size_ms: int = HOUR_MS
+) -> list[tuple[int, dict[str, Acc]]]:
     """Remove and return the windows whose end is at or before the watermark, oldest first."""
     due = sorted(int(s) for s in windows if int(s) + size_ms <= watermark)
     return [(start, windows.pop(str(start))) for start in due]

@@ -72,7 +72,8 @@ def test_produced_alerts_validate() -> None:
     kinds = {(r["kind"], r["state"]) for r in records}
     for expected in [("range.physical", "open"), ("range.physical", "resolved"),
                      ("battery_low", "open"), ("battery_low", "resolved"), ("spike", "open"),
-                     ("humidity_pm", "resolved"), ("reboot", "open"), ("threshold.o3_hour", "update"),
+                     ("humidity_pm", "resolved"), ("reboot", "open"),
+                     ("threshold.o3_hour", "update"),
                      ("threshold.noise_night", "resolved"), ("offline", "update"),
                      ("offline", "resolved"), ("spatial_outlier", "open")]:  # fmt: skip
         assert expected in kinds

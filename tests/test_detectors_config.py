@@ -23,7 +23,9 @@ def test_registry_section_overrides_adds_and_removes() -> None:
             "spike": {"pm25": {"k": 5}, "laeq": {"min_scale": 0.5}, "pm10": None},
             "flatline": {"pm25": {"severity": "critical"}},
             "battery": {"tiers": [[3.6, "warning"], [3.4, "critical"]]},
-            "limits": {"threshold.custom": {"quantity": "pm25", "window": "1d", "tiers": [[5, "info"]]}},
+            "limits": {
+                "threshold.custom": {"quantity": "pm25", "window": "1d", "tiers": [[5, "info"]]}
+            },
         }
     )  # fmt: skip
     assert s.offline.expected_interval_s == 600 and s.offline.factor == 3.0

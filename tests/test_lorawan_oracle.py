@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_lorawan_frames import LP32_FRAMES, LP_APP, LP_NWK
 
 from connectors.lorawan import DataFrame, FrameError, build_uplink, open_uplink, parse_frame
+from tests.test_lorawan_frames import LP32_FRAMES, LP_APP, LP_NWK
 
 ORACLE = Path(__file__).parent / "lorawan_node"
 

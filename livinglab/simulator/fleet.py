@@ -39,8 +39,17 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
 
 
-def _tts(unit: Unit, f_cnt: int, at: int, payload: bytes, gw: Gateway, rssi: float, snr: float,
-         freq: int, sf: int) -> dict:
+def _tts(
+    unit: Unit,
+    f_cnt: int,
+    at: int,
+    payload: bytes,
+    gw: Gateway,
+    rssi: float,
+    snr: float,
+    freq: int,
+    sf: int,
+) -> dict:
     return {
         "end_device_ids": {
             "device_id": unit.sensor,
@@ -53,13 +62,15 @@ def _tts(unit: Unit, f_cnt: int, at: int, payload: bytes, gw: Gateway, rssi: flo
             "f_port": 1,
             "f_cnt": f_cnt,
             "frm_payload": base64.b64encode(payload).decode(),
-            "rx_metadata": [{
-                "gateway_ids": {"gateway_id": f"gw-{gw.id[:6]}", "eui": gw.id.upper()},
-                "time": iso(at - AIRTIME_MS),
-                "rssi": rssi,
-                "channel_rssi": rssi,
-                "snr": snr,
-            }],
+            "rx_metadata": [
+                {
+                    "gateway_ids": {"gateway_id": f"gw-{gw.id[:6]}", "eui": gw.id.upper()},
+                    "time": iso(at - AIRTIME_MS),
+                    "rssi": rssi,
+                    "channel_rssi": rssi,
+                    "snr": snr,
+                }
+            ],
             "settings": {
                 "data_rate": {"lora": {"bandwidth": 125000, "spreading_factor": sf}},
                 "frequency": str(freq),
@@ -69,8 +80,17 @@ def _tts(unit: Unit, f_cnt: int, at: int, payload: bytes, gw: Gateway, rssi: flo
     }
 
 
-def _chirpstack(unit: Unit, f_cnt: int, at: int, payload: bytes, gw: Gateway, rssi: float,
-                snr: float, freq: int, sf: int) -> dict:
+def _chirpstack(
+    unit: Unit,
+    f_cnt: int,
+    at: int,
+    payload: bytes,
+    gw: Gateway,
+    rssi: float,
+    snr: float,
+    freq: int,
+    sf: int,
+) -> dict:
     msg = {
         "deduplicationId": f"{unit.dev_eui}-{f_cnt}",
         "time": iso(at),
@@ -82,8 +102,13 @@ def _chirpstack(unit: Unit, f_cnt: int, at: int, payload: bytes, gw: Gateway, rs
         "devAddr": unit.dev_addr,
         "fPort": 1,
         "data": base64.b64encode(payload).decode(),
-        "rxInfo": [{"gatewayId": gw.id, "rssi": int(rssi), "snr": snr, "gwTime": iso(at - AIRTIME_MS)}],
-        "txInfo": {"frequency": freq, "modulation": {"lora": {"bandwidth": 125000, "spreadingFactor": sf}}},
+        "rxInfo": [
+            {"gatewayId": gw.id, "rssi": int(rssi), "snr": snr, "gwTime": iso(at - AIRTIME_MS)}
+        ],
+        "txInfo": {
+            "frequency": freq,
+            "modulation": {"lora": {"bandwidth": 125000, "spreadingFactor": sf}},
+        },
     }
     if f_cnt:  # ChirpStack omits zero-valued fields
         msg["fCnt"] = f_cnt
@@ -96,8 +121,9 @@ def _distance_km(unit: Unit, gw: Gateway) -> float:
     return float(np.hypot(dlat, dlon))
 
 
-def unit_messages(lab: Lab, unit: Unit, index: int, start_ms: int, end_ms: int,
-                  seed: int) -> Iterator[Message]:
+def unit_messages(
+    lab: Lab, unit: Unit, index: int, start_ms: int, end_ms: int, seed: int
+) -> Iterator[Message]:
     """All messages of one unit in [start, end), in delivery order."""
     rng = np.random.default_rng([seed, index])
     interval = unit.uplink_interval_s * 1000
@@ -117,17 +143,22 @@ def unit_messages(lab: Lab, unit: Unit, index: int, start_ms: int, end_ms: int,
         payload = encode({q: float(v[i]) for q, v in signals.items()})
         f_cnt = first_fcnt + i
         freq = EU868[int(rng.integers(0, len(EU868)))]
-        heard = rng.choice(len(gateways), size=int(rng.integers(1, min(3, len(gateways)) + 1)),
-                           replace=False)
+        heard = rng.choice(
+            len(gateways), size=int(rng.integers(1, min(3, len(gateways)) + 1)), replace=False
+        )
         for g in sorted(heard.tolist()):
             rssi = round(-60 - 25 * np.log10(1 + 10 * distances[g]) + rng.normal(0, 4), 0)
             snr = round(float(np.clip(10 + (rssi + 90) / 4 + rng.normal(0, 2), -20, 14)), 1)
-            body = json.dumps(build(unit, f_cnt, at, payload, gateways[g], rssi, snr, freq, sf),
-                              separators=(",", ":")).encode()
+            body = json.dumps(
+                build(unit, f_cnt, at, payload, gateways[g], rssi, snr, freq, sf),
+                separators=(",", ":"),
+            ).encode()
             deliver = at
             if rng.random() < LATE_SHARE:
                 deliver += int(rng.integers(*LATE_DELAY_MS))
-                heapq.heappush(late, (deliver, len(late) + i, Message(deliver, (unit.dev_eui, f_cnt), body)))
+                heapq.heappush(
+                    late, (deliver, len(late) + i, Message(deliver, (unit.dev_eui, f_cnt), body))
+                )
                 continue
             while late and late[0][0] <= at:
                 yield heapq.heappop(late)[2]

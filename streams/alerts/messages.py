@@ -31,7 +31,10 @@ _PERIOD = {"day": ("overdag", "during the day"), "evening": ("'s avonds", "in th
 
 # kind -> (subject nl, subject en); {q} is the quantity's name
 SUBJECTS: dict[str, tuple[str, str]] = {
-    "range.physical": ("{q}: onmogelijke meetwaarde, sensorfout", "{q}: impossible reading, sensor fault"),
+    "range.physical": (
+        "{q}: onmogelijke meetwaarde, sensorfout",
+        "{q}: impossible reading, sensor fault",
+    ),
     "range.realistic": ("{q}: onwaarschijnlijke meetwaarde", "{q}: implausible reading"),
     "flatline": ("{q} blijft steeds dezelfde waarde geven", "{q} stuck at the same value"),
     "spike": ("{q}: plotselinge piek in de metingen", "{q}: sudden spike in the readings"),

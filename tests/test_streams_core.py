@@ -1,0 +1,212 @@
+"""Dedup, event-time windows and the partition processor, without Kafka.
+
+Expected numbers come from the definitions (DESIGN.md section 5), computed here
+independently of streams/windows.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from livinglab.codec.payload import encode
+from livinglab.registry import load_registry
+from schemas import codec
+from streams import dedup, windows
+from streams.processor import CONTROL_KEY, END_OF_INPUT, PartitionProcessor
+
+REGISTRY = load_registry()
+UNIT = REGISTRY.units[0]
+T0 = 1_795_000_000_000 - 1_795_000_000_000 % 3_600_000
+
+
+def gw(i: int) -> dict:
+    return {"id": f"gw{i}", "rssi": -80.0 - i, "snr": 5.0, "time": None}
+
+
+# -- dedup ---------------------------------------------------------------------------------
+def test_copies_merge_gateways_and_bump_version() -> None:
+    state: dict = {}
+    assert dedup.decide(state, 10, T0, [gw(1)]).verdict == "new"
+    merged = dedup.decide(state, 10, T0 + 5, [gw(2)])
+    assert merged.verdict == "merge" and merged.uplink_version == 2
+    assert [g["id"] for g in merged.gateways] == ["gw1", "gw2"]
+    assert merged.ts == T0  # the first copy dates the frame
+    assert dedup.decide(state, 10, T0 + 9, [gw(1)]).verdict == "duplicate"
+    assert dedup.decide(state, 10, T0 + 60_000, [gw(1)]).verdict == "replay"
+
+
+def test_out_of_order_frame_is_new_old_counter_is_replay_reset_is_new_session() -> None:
+    state: dict = {}
+    for f in (100, 101, 103):
+        assert dedup.decide(state, f, T0, [gw(1)]).verdict == "new"
+    assert dedup.decide(state, 102, T0, [gw(1)]).verdict == "new"  # overtaken in transit
+    assert dedup.decide(state, 50, T0 + 1, [gw(1)]).verdict == "replay"
+    assert dedup.decide(state, 50, T0 - 1, [gw(1)]).verdict == "stale"
+    reset = dedup.decide(state, 0, T0 + 1, [gw(1)])
+    assert (reset.verdict, reset.session, reset.reset) == ("new", 2, True)
+    assert dedup.decide(state, 1, T0 + 2, [gw(1)]).session == 2
+
+
+# -- windows -------------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(20, 120, allow_nan=False), min_size=1, max_size=60))
+def test_hourly_laeq_is_the_energetic_mean(levels: list[float]) -> None:
+    win: dict = {}
+    for i, level in enumerate(levels):
+        windows.add(win, T0 + i * 60_000, {"laeq": level, "pm25": level / 4}, 60_000)
+    [(start, accs)] = windows.close(win, T0 + windows.HOUR_MS)
+    stats = {s["quantity"]: s for s in windows.stats(accs)}
+    # LAeq,T = 10 log10( sum (t_i / T) 10^(L_i/10) ), T = covered time
+    expected = 10 * math.log10(sum((60 / (60 * len(levels))) * 10 ** (v / 10) for v in levels))
+    assert start == T0
+    assert math.isclose(stats["laeq"]["mean"], expected, abs_tol=1e-9)
+    assert math.isclose(stats["pm25"]["mean"], float(np.mean(levels)) / 4, rel_tol=1e-9)
+    assert stats["laeq"]["coverage"] == len(levels) / 60
+    assert stats["laeq"]["min"] == min(levels) and stats["laeq"]["max"] == max(levels)
+
+
+def test_energetic_mean_is_not_the_arithmetic_mean() -> None:
+    win: dict = {}
+    windows.add(win, T0, {"laeq": 70.0}, 1_800_000)
+    windows.add(win, T0 + 1_800_000, {"laeq": 50.0}, 1_800_000)
+    [(_, accs)] = windows.close(win, T0 + windows.HOUR_MS)
+    assert round(windows.stats(accs)[0]["mean"], 2) == 67.03  # not 60
+
+
+def test_window_closes_only_when_watermark_passes_its_end() -> None:
+    win: dict = {}
+    windows.add(win, T0 + 10, {"no2": 1.0}, 60_000)
+    assert windows.close(win, T0 + windows.HOUR_MS - 1) == []
+    assert len(windows.close(win, T0 + windows.HOUR_MS)) == 1 and win == {}
+
+
+# -- processor -----------------------------------------------------------------------------
+UPLINK = codec("uplink")
+
+
+def uplink(
+    f_cnt: int,
+    ts: int,
+    gateways: list[dict],
+    payload: bytes | None = None,
+    dev_eui: str = UNIT.dev_eui,
+) -> bytes:
+    payload = payload if payload is not None else encode({"laeq": 55.0, "pm25": 10.0})
+    return UPLINK.encode(
+        {
+            "source": "tts",
+            "dev_eui": dev_eui,
+            "dev_addr": None,
+            "f_cnt": f_cnt,
+            "f_port": 1,
+            "received_at": ts,
+            "gateways": gateways,
+            "frequency": 868_100_000,
+            "spreading_factor": 7,
+            "payload": payload,
+            "original": b"{}",
+        }
+    )
+
+
+def run(
+    records: list[tuple[bytes | None, bytes]],
+    devices: dict | None = None,
+    meta: dict | None = None,
+    first_offset: int = 0,
+) -> tuple[PartitionProcessor, list]:
+    proc = PartitionProcessor(
+        REGISTRY,
+        0,
+        devices if devices is not None else {},
+        meta if meta is not None else {},
+        lateness_ms=15 * 60_000,
+    )
+    for offset, (key, value) in enumerate(records, first_offset):
+        proc.handle(offset, key, value, UPLINK.headers)
+    proc.end_batch()
+    outputs, _ = proc.take()
+    return proc, [
+        (
+            topic,
+            codec(
+                {"readings": "reading", "aggregates": "aggregate", "deadletter": "deadletter"}[
+                    topic
+                ]
+            ).decode(value),
+        )
+        for topic, _, value, _ in outputs
+    ]
+
+
+def test_processor_emits_one_reading_per_frame_and_closes_hours_at_end_of_input() -> None:
+    records = [(b"k", uplink(f, T0 + f * 60_000, [gw(1)])) for f in range(60)]
+    records += [(b"k", uplink(50, T0 + 50 * 60_000, [gw(2)]))]  # late copy of frame 50
+    records += [(b"k", uplink(5, T0 + 5 * 60_000, [gw(3)]))]  # copy too late to merge
+    records += [(CONTROL_KEY, END_OF_INPUT)]
+    _, out = run(records)
+    readings = [r for t, r in out if t == "readings"]
+    assert len([r for r in readings if r["uplink_version"] == 1]) == 60
+    [update] = [r for r in readings if r["uplink_version"] == 2]
+    assert update["f_cnt"] == 50 and [g["id"] for g in update["gateways"]] == ["gw1", "gw2"]
+    [stale] = [r for t, r in out if t == "deadletter"]
+    assert stale["reason"] == "stale"
+    [agg] = [r for t, r in out if t == "aggregates"]
+    assert (agg["window_start"], agg["version"]) == (T0, 1)
+    laeq = next(s for s in agg["stats"] if s["quantity"] == "laeq")
+    assert laeq["count"] == 60 and math.isclose(laeq["mean"], 55.0)
+
+
+def test_bad_input_goes_to_deadletter_with_reason() -> None:
+    records = [
+        (b"k", b"\x00\x01junk"),
+        (b"k", uplink(1, T0, [gw(1)], dev_eui="ffffffffffffffff")),
+        (b"k", uplink(2, T0, [gw(1)], payload=b"\x63\x00")),
+        (b"k", uplink(500, T0, [gw(1)])),
+        (b"k", uplink(300, T0 + 60_000, [gw(1)])),
+    ]
+    proc, out = run(records)
+    reasons = [r["reason"] for t, r in out if t == "deadletter"]
+    assert reasons == ["avro", "unknown_device", "payload.version", "replay"]
+    assert proc.counts["new"] == 2
+
+
+def test_too_late_reading_is_kept_raw_and_dead_lettered() -> None:
+    records = [(b"k", uplink(f, T0 + f * 60_000, [gw(1)])) for f in range(0, 100, 20)]
+    records += [(b"k", uplink(200, T0 + 10 * 60_000, [gw(1)]))]  # its hour closed long ago
+    _, out = run(records)
+    assert any(t == "readings" and r["f_cnt"] == 200 for t, r in out)
+    [dead] = [r for t, r in out if t == "deadletter"]
+    assert dead["reason"] == "too_late" and dead["stage"] == "window"
+
+
+def test_redelivered_records_change_no_state() -> None:
+    devices: dict = {}
+    meta: dict = {}
+    records = [(b"k", uplink(f, T0 + f * 60_000, [gw(1)])) for f in range(10)]
+    run(records, devices, meta)
+    snapshot = json.dumps(devices, sort_keys=True)
+    proc, out = run(records[5:], devices, meta, first_offset=5)  # after a crash
+    assert json.dumps(devices, sort_keys=True) == snapshot
+    assert proc.counts["redelivered"] == 5 and out == []
+
+
+def test_simulated_lns_messages_normalise_to_what_was_sent() -> None:
+    from connectors.lns import normalise
+    from livinglab.simulator.fleet import unit_messages
+
+    lab = REGISTRY.labs[1]  # a ChirpStack lab
+    messages = list(unit_messages(lab, lab.units[0], 0, T0, T0 + 600_000, seed=3))
+    for message in messages:
+        body = json.loads(message.body)
+        up = normalise(message.body)
+        assert (up["dev_eui"], up["f_cnt"]) == message.frame
+        assert up["payload"] == base64.b64decode(body["data"])
+        assert up["gateways"][0]["id"] == body["rxInfo"][0]["gatewayId"]
+        assert up["f_cnt"] == body.get("fCnt", 0)

@@ -9,6 +9,7 @@ changelog before it commits offsets, so a commit never runs ahead of what was wr
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from typing import Any
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> faust.App:
             by_partition: dict[int, list[Any]] = defaultdict(list)
             for event in events:
                 by_partition[event.message.partition].append(event.message)
+            changes: list[tuple[Any, int, str, bytes]] = []
             for partition, messages in by_partition.items():
                 proc = PartitionProcessor(
                     registry, partition, devices.data, partitions.data, lateness_ms, counts=totals
@@ -72,18 +74,24 @@ def create_app(settings: Settings) -> faust.App:
                 outputs, dirty = proc.take()
                 for topic, key, value, headers in outputs:
                     _produce(producer, topic, key, value, headers)
-                for dev_eui in dirty:
-                    devices.send_changelog(partition, dev_eui, devices.data[dev_eui])
-                partitions.send_changelog(
-                    partition, str(partition), partitions.data[str(partition)]
-                )
-            # Outputs must be in Kafka before these events are acknowledged.
+                # Serialised now: the state objects keep changing in the next batch.
+                changes += [(devices, partition, k, _json(devices.data[k])) for k in dirty]
+                meta_key = str(partition)
+                changes.append((partitions, partition, meta_key, _json(partitions.data[meta_key])))
+            # Outputs first: a state change (with its input offset) may only reach the
+            # changelog once the outputs it implies are safely in Kafka.
             remaining = producer.flush(30)
             if remaining:
                 raise RuntimeError(f"{remaining} outputs not acknowledged by Kafka")
+            for table, partition, key, value in changes:
+                table.send_changelog(partition, key, value, value_serializer="raw")
             log.info("batch of %d uplinks; totals %s", len(events), dict(totals))
 
     return app
+
+
+def _json(state: Any) -> bytes:
+    return json.dumps(state, separators=(",", ":")).encode()
 
 
 def _produce(producer: Any, topic: str, key: bytes, value: bytes, headers: list) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from livinglab.codec.payload import UNITS
+from schemas import codec
 
 _MS = pa.timestamp("ms", tz="UTC")
 
@@ -179,3 +180,16 @@ TABLES: dict[str, list[tuple[str, Builder]]] = {
     "deadletter": [("deadletter", deadletter_rows)],
 }
 CODECS = {"readings": "reading", "aggregates": "aggregate", "deadletter": "deadletter"}
+
+
+def tables_for(topic: str) -> list[tuple[str, Builder]]:
+    """The ClickHouse tables a topic's records go to, with their row builders."""
+    return TABLES[topic]
+
+
+def decode(topic: str, value: bytes, headers: list | None) -> dict[str, Any]:
+    """One topic record -> dict; raises ValueError (or a subclass) for a record that is not."""
+    try:
+        return codec(CODECS[topic]).decode(value, headers)
+    except (EOFError, IndexError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a {CODECS[topic]} record: {exc}") from exc

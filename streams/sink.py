@@ -23,18 +23,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from livinglab.config import Settings
+from livinglab.deadletter import dead_letter
 from livinglab.kafka import AGGREGATES, DEADLETTER, READINGS, SINK_GROUP, consumer_config
 from livinglab.store import Store, StoreError, migrate, open_store
-from schemas import codec
-from streams.rows import CODECS, TABLES
+from streams import rows
 
 log = logging.getLogger("livinglab.sink")
 
 MAX_ROWS = 20000  # records per batch
 MAX_WAIT_S = 0.5  # time bound of a batch
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 10.0
+POISON_AFTER = 3  # failed attempts before looking for rows the store refuses
 OWNER_FILE = "store-owner.json"
 
 
@@ -89,13 +93,10 @@ class Sink:
         assert self.settings.kafka, "the sink needs LIVINGLAB_KAFKA"
         consumer = Consumer(consumer_config(self.settings.kafka, SINK_GROUP))
         consumer.subscribe(self.topics)
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
-        signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
         try:
             while not self.stopping:
                 batch = self._collect(consumer)
-                if batch:
-                    self._write(batch)
+                if batch and self._write(batch, consumer):
                     consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
         finally:
             consumer.close()
@@ -115,35 +116,152 @@ class Sink:
                     log.warning("consumer error: %s", err)
         return batch
 
-    def _write(self, batch: list[Any]) -> None:
+    def _write(self, batch: list[Any], consumer: Consumer) -> bool:
+        """Insert a batch slice by slice; False if stopped before all of it was stored."""
         slices: dict[tuple[str, int], list[Any]] = defaultdict(list)
         for msg in batch:
             slices[(msg.topic(), msg.partition())].append(msg)
         for (topic, partition), msgs in slices.items():
-            records = [codec(CODECS[topic]).decode(m.value(), m.headers()) for m in msgs]
             token = f"{topic}:{partition}:{msgs[0].offset()}-{msgs[-1].offset()}"
-            for table, build in TABLES[topic]:
-                rows = build(records)
-                if rows.num_rows:
-                    self._insert(table, rows, token)
-                    self.rows_written[table] += rows.num_rows
+            records, rejected = [], []
+            for m in msgs:
+                try:
+                    records.append(rows.decode(topic, m.value(), m.headers()))
+                except ValueError as exc:
+                    rejected.append(_rejected(topic, m.partition(), m.offset(), m.value(), exc))
+            outputs = []
+            for table, build in rows.tables_for(topic):
+                data, unfit = _build(build, records)
+                outputs.append((table, data))
+                rejected += [_rejected(topic, partition, -1, rows_json(r), exc) for r, exc in unfit]
+            if rejected:
+                outputs.append(("deadletter", rows.deadletter_rows(rejected)))
+            for table, data in outputs:
+                if data.num_rows and not self._insert(table, data, f"{token}:{table}", consumer):
+                    return False
+                self.rows_written[table] += data.num_rows
+        return True
 
-    def _insert(self, table: str, rows: Any, token: str) -> None:
-        """Insert, retrying with backoff while the store refuses; never drop the batch."""
-        delay = 0.2
-        while True:
+    def _insert(self, table: str, data: pa.Table, token: str, consumer: Consumer) -> bool:
+        """Insert, retrying with backoff while the store is away or refuses; never drop rows.
+
+        Consumption is paused meanwhile (the consumer keeps its group membership). When the
+        store answers but keeps refusing this insert, the batch is split to find the rows it
+        refuses: those go to the dead-letter table, the rest is stored. If it refuses every
+        row alone, the fault is the store's, not the data's, and the sink keeps waiting.
+        """
+        delay, attempts, stored = RETRY_FIRST_S, 0, False
+        while not stored and not self.stopping:
             try:
                 with self.lock:
-                    self.store.insert_arrow(table, rows, token)
-                return
+                    self.store.insert_arrow(table, data, token)
+                stored = True
             except StoreError as exc:
-                log.warning("insert into %s failed (%s); retrying in %.1f s", table, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                attempts += 1
+                if attempts == 1:
+                    consumer.pause(consumer.assignment())
+                if attempts >= POISON_AFTER and self._reachable():
+                    poison = self._bisect(table, data, token, 0, data.num_rows)
+                    if len(poison) < data.num_rows:
+                        self._dead_letter_rows(table, data, token, poison)
+                        stored = True
+                        continue
+                log.warning(
+                    "insert into %s failed (%s); retry %d in %.1f s",
+                    table,
+                    str(exc).splitlines()[0][:300],
+                    attempts,
+                    delay,
+                )
+                _sleep_polling(consumer, delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+        if attempts:
+            consumer.resume(consumer.assignment())
+        return stored
+
+    def _reachable(self) -> bool:
+        try:
+            with self.lock:
+                self.store.query("SELECT 1", "CSV")
+            return True
+        except StoreError:
+            return False
+
+    def _bisect(self, table: str, data: pa.Table, token: str, lo: int, hi: int) -> list[int]:
+        """Insert rows [lo, hi) in halves; return the indexes of the rows refused alone."""
+        try:
+            with self.lock:
+                self.store.insert_arrow(table, data.slice(lo, hi - lo), f"{token}#{lo}-{hi}")
+            return []
+        except StoreError:
+            if hi - lo == 1:
+                return [lo]
+        mid = (lo + hi) // 2
+        return self._bisect(table, data, token, lo, mid) + self._bisect(table, data, token, mid, hi)
+
+    def _dead_letter_rows(self, table: str, data: pa.Table, token: str, poison: list[int]) -> None:
+        records = []
+        for index in poison:
+            row = data.slice(index, 1).to_pylist()[0]
+            original = json.dumps(row, default=str).encode()
+            records.append(
+                dead_letter(
+                    source=table,
+                    stage="sink",
+                    reason="store_rejected",
+                    detail=f"ClickHouse refused this {table} row",
+                    original=original,
+                    origin=f"{token}#{index}",
+                )
+            )
+        log.error(
+            "%d %s rows refused by ClickHouse went to the dead-letter table", len(records), table
+        )
+        with self.lock:
+            self.store.insert_arrow("deadletter", rows.deadletter_rows(records), f"{token}:poison")
 
     def close(self) -> None:
         owner_file(self.settings.data_dir).unlink(missing_ok=True)
         self.store.close()
+
+
+def _build(
+    build: rows.Builder, records: list[dict]
+) -> tuple[pa.Table, list[tuple[dict, Exception]]]:
+    """Rows for a table; records that cannot become rows are returned, not fatal."""
+    try:
+        return build(records), []
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        good, unfit = [], []
+        for record in records:
+            try:
+                build([record])
+                good.append(record)
+            except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+                unfit.append((record, exc))
+        return build(good), unfit
+
+
+def rows_json(record: dict) -> bytes:
+    return json.dumps(record, default=repr).encode()
+
+
+def _sleep_polling(consumer: Consumer, seconds: float) -> None:
+    """Wait while keeping the (paused) consumer's group membership alive."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        consumer.poll(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def _rejected(topic: str, partition: int, offset: int, value: bytes, exc: Exception) -> dict:
+    return dead_letter(
+        source=topic,
+        stage="sink",
+        reason="undecodable",
+        detail=str(exc),
+        original=value or b"",
+        origin=f"{topic}:{partition}:{offset}",
+    )
 
 
 def _next_offsets(batch: list[Any]) -> list[TopicPartition]:
@@ -155,6 +273,8 @@ def _next_offsets(batch: list[Any]) -> list[TopicPartition]:
 
 def run_sink(settings: Settings) -> None:
     sink = Sink(settings)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(sink, "stopping", True))
+    signal.signal(signal.SIGINT, lambda *_: setattr(sink, "stopping", True))
     server = sink.serve_queries()
     try:
         sink.run()

@@ -6,9 +6,10 @@ records keyed by DevEUI, or to dead letters with the reason.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from connectors.lns import IngressError, normalise
 from livinglab.deadletter import dead_letter
@@ -17,6 +18,9 @@ from schemas import codec
 
 _UPLINK = codec("uplink")
 _DEADLETTER = codec("deadletter")
+
+OnDelivery = Callable[[KafkaError | None, Message], None]
+"""Kafka's verdict on one produced message, called from `Producer.poll`."""
 
 
 class Ingress:
@@ -27,38 +31,75 @@ class Ingress:
         self.source = source
         self.stats: Counter[str] = Counter()
 
-    def submit(self, raw: bytes, origin: str = "") -> dict[str, Any] | None:
+    def submit(
+        self, raw: bytes, origin: str = "", on_delivery: OnDelivery | None = None
+    ) -> dict[str, Any] | None:
         """One raw LNS message in; returns the uplink produced, or None if dead-lettered."""
+        outcome = self.admit(raw, origin, on_delivery)
+        return None if isinstance(outcome, IngressError) else outcome
+
+    def admit(
+        self, raw: bytes, origin: str = "", on_delivery: OnDelivery | None = None
+    ) -> dict[str, Any] | IngressError:
+        """Like `submit`, but returns why a message was dead-lettered, for connectors to answer.
+
+        Exactly one message is produced either way, so `on_delivery` is called exactly once.
+        """
         try:
             uplink = normalise(raw)
         except IngressError as exc:
-            self.reject(raw, exc.reason, str(exc), origin)
-            return None
-        self.produce_uplink(uplink)
+            self.reject(
+                raw, exc.reason, str(exc), origin, dev_eui=exc.dev_eui, on_delivery=on_delivery
+            )
+            return exc
+        self.produce_uplink(uplink, on_delivery)
         return uplink
 
-    def produce_uplink(self, uplink: dict[str, Any]) -> None:
-        self._produce(UPLINKS, uplink["dev_eui"].encode(), _UPLINK.encode(uplink), _UPLINK.headers)
+    def produce_uplink(self, uplink: dict[str, Any], on_delivery: OnDelivery | None = None) -> None:
+        self._produce(
+            UPLINKS,
+            uplink["dev_eui"].encode(),
+            _UPLINK.encode(uplink),
+            _UPLINK.headers,
+            on_delivery,
+        )
         self.stats["uplinks"] += 1
 
-    def reject(self, raw: bytes, reason: str, detail: str, origin: str = "") -> None:
+    def reject(
+        self,
+        raw: bytes,
+        reason: str,
+        detail: str,
+        origin: str = "",
+        *,
+        dev_eui: str | None = None,
+        on_delivery: OnDelivery | None = None,
+    ) -> None:
         record = dead_letter(
             source=self.source,
             stage="ingress",
             reason=reason,
             detail=detail,
             original=raw,
+            dev_eui=dev_eui,
             origin=origin,
         )
         self._produce(
-            DEADLETTER, self.source.encode(), _DEADLETTER.encode(record), _DEADLETTER.headers
+            DEADLETTER,
+            self.source.encode(),
+            _DEADLETTER.encode(record),
+            _DEADLETTER.headers,
+            on_delivery,
         )
         self.stats[f"rejected.{reason}"] += 1
 
-    def _produce(self, topic: str, key: bytes, value: bytes, headers: list) -> None:
+    def _produce(
+        self, topic: str, key: bytes, value: bytes, headers: list, on_delivery: OnDelivery | None
+    ) -> None:
+        extra = {} if on_delivery is None else {"on_delivery": on_delivery}
         while True:
             try:
-                self.producer.produce(topic, value=value, key=key, headers=headers)
+                self.producer.produce(topic, value=value, key=key, headers=headers, **extra)
                 return
             except BufferError:  # local queue full: wait for deliveries (backpressure)
                 self.producer.poll(0.05)

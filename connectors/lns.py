@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +19,15 @@ MAX_MESSAGE_BYTES = 64 * 1024
 
 
 class IngressError(ValueError):
-    """A message that cannot become an uplink; `reason` goes into the dead letter."""
+    """A message that cannot become an uplink; `reason` goes into the dead letter.
 
-    def __init__(self, reason: str, detail: str) -> None:
+    `dev_eui` names the device when it is known (a frame with a bad MIC, a join-request), so the
+    dead letter can be found per device.
+    """
+
+    def __init__(self, reason: str, detail: str, dev_eui: str | None = None) -> None:
         self.reason = reason
+        self.dev_eui = dev_eui
         super().__init__(detail)
 
 
@@ -84,7 +90,14 @@ def _int(value: Any, field: str, default: int | None = 0) -> int | None:
 
 
 def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """Signal figures are optional metadata: anything but a finite number means unknown."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _gateway(gw_id: Any, rssi: Any, snr: Any, time_value: Any) -> dict[str, Any]:
@@ -199,6 +212,14 @@ def detect_format(msg: dict[str, Any]) -> str:
     raise IngressError("format", "not an uplink of The Things Stack v3 or ChirpStack v3/v4")
 
 
+# What the Uplink record (and LoRaWAN) can hold; EU868 and the other plans lie within 1..10 GHz.
+_RANGES = {
+    "f_cnt": (0, 2**32 - 1),
+    "f_port": (0, 255),
+    "frequency": (1, 10**10),
+    "spreading_factor": (5, 12),
+}
+
 _PARSERS = {"tts": _from_tts, "chirpstack4": _from_chirpstack4, "chirpstack3": _from_chirpstack3}
 
 
@@ -208,8 +229,8 @@ def normalise(raw: bytes) -> dict[str, Any]:
         raise IngressError("too_large", f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
         msg = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise IngressError("json", f"not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise IngressError("json", f"not JSON: {str(exc)[:200]}") from None
     if not isinstance(msg, dict):
         raise IngressError("json", f"expected a JSON object, got {type(msg).__name__}")
     fmt = detect_format(msg)
@@ -219,7 +240,9 @@ def normalise(raw: bytes) -> dict[str, Any]:
         raise IngressError("field", f"{fmt} message lacks {exc}") from None
     except (AttributeError, TypeError) as exc:
         raise IngressError("field", f"{fmt} message has a field of the wrong type: {exc}") from None
-    if not 0 <= uplink["f_cnt"] < 2**32:
-        raise IngressError("field", f"frame counter {uplink['f_cnt']} outside 0..2^32-1")
+    for name, (low, high) in _RANGES.items():
+        value = uplink[name]
+        if value is not None and not low <= value <= high:
+            raise IngressError("field", f"{name} {value} outside {low}..{high}")
     uplink["original"] = raw
     return uplink

@@ -1,14 +1,21 @@
 """ABP sessions of the registry's units: from a PHYPayload to a verified, decrypted payload.
 
 The UDP bridge and `livinglab decode` both open frames here, so a frame is judged the same way
-on both paths. The 32-bit frame counter is rebuilt from the 16 bits on air and the last counter
-this process saw from the device. A frame that verifies only with the bare 16 bits is a counter
-that restarted (ABP reboot); it is passed on with that counter and the stream worker, which
-keeps the sessions, starts a new one.
+on both paths. Only 16 bits of the 32-bit frame counter travel on air, and the MIC covers all
+32, so the counter is rebuilt before the MIC can be checked:
+- with the last counter this process verified for the device: the next value with those 16
+  bits (rolling over 65535), else the bare 16 bits, which means the counter restarted (ABP
+  reboot): the frame is passed on with that counter and the stream worker, which keeps the
+  sessions, starts a new one;
+- without one (the first frame after a start): the bare 16 bits, then the same bits in each of
+  the next `max_epochs` blocks of 65536, so a device already past 65535 is still recognised.
+Each guess costs one AES-CMAC; a false match needs a 32-bit MIC collision.
 """
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from connectors.lns import IngressError
@@ -16,8 +23,8 @@ from connectors.lorawan import (
     DataFrame,
     FrameError,
     JoinRequest,
-    Uplink,
-    open_uplink,
+    compute_mic,
+    crypt_frm_payload,
     parse_frame,
     reconstruct_fcnt,
 )
@@ -34,6 +41,10 @@ class Opened:
     payload: bytes  # plaintext FRMPayload
 
 
+DEFAULT_MAX_EPOCHS = 64
+"""Without history, counters up to 64 * 65536 (4.2 M frames: 8 years at one a minute) are found."""
+
+
 class Sessions:
     """Opens frames with the units' session keys; remembers each device's last counter.
 
@@ -41,9 +52,10 @@ class Sessions:
     or the frame's own (`truncated`, `mtype`, `direction`, ...).
     """
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, max_epochs: int = DEFAULT_MAX_EPOCHS) -> None:
         self._units = registry.by_dev_addr
         self._last: dict[str, int] = {}
+        self.max_epochs = max_epochs
 
     def open(self, phy: bytes) -> Opened:
         try:
@@ -57,27 +69,35 @@ class Sessions:
                 "are the network server's business, the registry holds ABP sessions",
                 frame.dev_eui,
             )
+        if not frame.uplink:
+            raise IngressError("direction", f"{frame.mtype.name} is not an uplink")
         unit = self._units.get(frame.dev_addr)
         if unit is None:
             raise IngressError(
                 "unknown_devaddr", f"DevAddr {frame.dev_addr} is not in the registry"
             )
-        uplink = self._verify(frame, unit)
-        self._last[unit.dev_eui] = uplink.fcnt
-        return Opened(unit, uplink.fcnt, frame.f_port, uplink.payload)
+        fcnt = self._verify(frame, unit)
+        self._last[unit.dev_eui] = fcnt
+        payload = crypt_frm_payload(frame, unit.nwk_s_key, unit.app_s_key, fcnt)
+        return Opened(unit, fcnt, frame.f_port, payload)
 
-    def _verify(self, frame: DataFrame, unit: Unit) -> Uplink:
-        last = self._last.get(unit.dev_eui)
-        try:
-            return open_uplink(frame, unit.nwk_s_key, unit.app_s_key, last)
-        except FrameError as exc:
-            error = IngressError(exc.reason, exc.detail, unit.dev_eui)
-            restart_differs = (
-                last is not None and reconstruct_fcnt(frame.fcnt16, last).fcnt != frame.fcnt16
-            )
-            if exc.reason != "mic" or not restart_differs:
-                raise error from None
-        try:  # did the counter restart?
-            return open_uplink(frame, unit.nwk_s_key, unit.app_s_key)
-        except FrameError:
-            raise error from None
+    def _verify(self, frame: DataFrame, unit: Unit) -> int:
+        """The 32-bit counter the MIC verifies with."""
+        for fcnt in self._guesses(frame.fcnt16, self._last.get(unit.dev_eui)):
+            if hmac.compare_digest(compute_mic(frame, unit.nwk_s_key, fcnt), frame.mic):
+                return fcnt
+        raise IngressError(
+            "mic",
+            f"MIC mismatch for DevAddr {frame.dev_addr} FCnt {frame.fcnt16} on air",
+            unit.dev_eui,
+        )
+
+    def _guesses(self, fcnt16: int, last: int | None) -> Iterator[int]:
+        if last is not None:
+            ahead = reconstruct_fcnt(fcnt16, last).fcnt
+            yield ahead
+            if ahead != fcnt16:
+                yield fcnt16  # the counter restarted
+            return
+        for epoch in range(self.max_epochs + 1):
+            yield epoch << 16 | fcnt16

@@ -101,8 +101,9 @@ def _float(value: Any) -> float | None:
 
 
 def _gateway(gw_id: Any, rssi: Any, snr: Any, time_value: Any) -> dict[str, Any]:
+    # Lower case, as the registry and the UDP bridge write EUIs (TTS sends them upper case).
     return {
-        "id": str(gw_id or "unknown"),
+        "id": str(gw_id or "unknown").lower(),
         "rssi": _float(rssi),
         "snr": _float(snr),
         "time": parse_time_ms(time_value, "gateway time") if time_value else None,

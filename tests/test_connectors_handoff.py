@@ -1,0 +1,119 @@
+"""connectors.handoff against a real Kafka (Tansu): a message counts as taken once Kafka has it.
+
+Also the home of the Kafka helpers the other connector tests import (`tansu`, `Tap`).
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.handoff import Handoff, connector_producer
+from connectors.ingress import Ingress
+from connectors.lns import IngressError
+from livinglab.kafka import DEADLETTER, UPLINKS, create_topics
+from livinglab.processes import free_port, start_tansu
+from schemas import codec
+
+FIXTURES = Path(__file__).parent / "fixtures" / "lns"
+TTS_EXAMPLE = (FIXTURES / "tts_v3_uplink_example.json").read_bytes()
+
+
+@contextmanager
+def tansu(workdir: Path) -> Iterator[str]:
+    """A fresh memory-only broker with the ingress topics (one partition each)."""
+    child, bootstrap = start_tansu(workdir / "tansu.log")
+    try:
+        create_topics(bootstrap, [UPLINKS, DEADLETTER], 1)
+        yield bootstrap
+    finally:
+        child.kill()  # memory-only: nothing to shut down cleanly, and no wait for idle clients
+        child.stop()
+
+
+class Tap:
+    """What was produced to an ingress topic since the tap opened, decoded from Avro."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.codec = codec("uplink" if topic == UPLINKS else "deadletter")
+        self.partition = TopicPartition(topic, 0)
+        self.consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "tap", "enable.auto.commit": False}
+        )
+        self.start = self._end()
+
+    def _end(self) -> int:
+        return self.consumer.get_watermark_offsets(self.partition, timeout=10, cached=False)[1]
+
+    def read(self) -> list[dict[str, Any]]:
+        """Records since the last read; flush the producer first, so all of them are there."""
+        end = self._end()
+        self.consumer.assign([TopicPartition(self.partition.topic, 0, self.start)])
+        records: list[dict[str, Any]] = []
+        for _ in range(200):
+            if len(records) == end - self.start:
+                break
+            message = self.consumer.poll(0.1)
+            if message is not None and not message.error():
+                records.append(self.codec.decode(message.value(), message.headers()))
+        assert len(records) == end - self.start, "Kafka did not return what it acknowledged"
+        self.start = end
+        return records
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@contextmanager
+def taps(bootstrap: str) -> Iterator[tuple[Tap, Tap]]:
+    """(uplinks, dead letters) produced from now on."""
+    uplinks, dead = Tap(bootstrap, UPLINKS), Tap(bootstrap, DEADLETTER)
+    try:
+        yield uplinks, dead
+    finally:
+        uplinks.close()
+        dead.close()
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with tansu(tmp_path_factory.mktemp("kafka")) as bootstrap:
+        yield bootstrap
+
+
+def test_done_follows_kafka_and_offer_returns_the_outcome(kafka: str) -> None:
+    handoff = Handoff(Ingress(connector_producer(kafka), source="test"), limit=4)
+    ingress, reports = handoff.ingress, queue.Queue()
+    with taps(kafka) as (uplinks, dead):
+        good = handoff.offer(lambda cb: ingress.admit(TTS_EXAMPLE, "t", cb), reports.put)
+        junk = handoff.offer(lambda cb: ingress.admit(b"{", "t", cb), reports.put)
+        assert [reports.get(timeout=10), reports.get(timeout=10)] == [None, None]
+        assert handoff.pending == 0
+        assert handoff.close() == 0
+        assert good is not None and good["dev_eui"] == "0004a30b001c0530"
+        assert isinstance(junk, IngressError) and junk.reason == "json"
+        assert [u["dev_eui"] for u in uplinks.read()] == ["0004a30b001c0530"]
+        assert [d["reason"] for d in dead.read()] == ["json"]
+
+
+def test_without_kafka_the_bound_holds_and_nothing_is_confirmed() -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
+    handoff = Handoff(Ingress(connector_producer(nowhere), source="test"), limit=2)
+    ingress, reports = handoff.ingress, []
+
+    def send(on_delivery: Any) -> Any:
+        return ingress.admit(TTS_EXAMPLE, "t", on_delivery)
+
+    assert handoff.offer(send, reports.append) is not None
+    assert handoff.offer(send, reports.append) is not None
+    assert handoff.offer(send, reports.append) is None  # full: the caller answers "busy"
+    assert handoff.offer(send, reports.append, wait=0.05) is None
+    assert handoff.pending == 2 and reports == []  # retried without a deadline, never confirmed
+    assert handoff.close(timeout=0.1) == 2
+    assert len(reports) == 2 and all(error is not None for error in reports)

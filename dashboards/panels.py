@@ -185,12 +185,13 @@ def grid(
     """A table; `units` sets Grafana units per column, `relative_time` shows times as
     'x minutes ago'."""
     p = _common(table.Panel(), panel_id, title, description, w, h)
-    p.mappings(_state_mappings())
+    if "state" in data.columns:
+        p.mappings(_state_mappings())
+        p.override_by_name("state", [_cfg("custom.cellOptions", {"type": "color-text"})])
     for column, unit in (units or {}).items():
         p.override_by_name(column, [_cfg("unit", unit)])
     for column in relative_time:
         p.override_by_name(column, [_cfg("unit", "dateTimeFromNow")])
-    p.override_by_name("state", [_cfg("custom.cellOptions", {"type": "color-text"})])
     _targets(p, [data])
     return PanelSpec(p, [data])
 

@@ -251,15 +251,17 @@ ORDER BY time, sensor"""
 
 
 def received_per_period(lab: Lab, daily: bool) -> Query:
-    """Share of the expected uplinks received per unit and local day (or hour): the data
-    coverage a reader should weigh every other figure by."""
-    bucket, seconds = (
-        (f"toStartOfDay(received_at, {TZ})", 86400)
+    """Share of the expected uplinks received per unit and local day (or hour) of the time
+    range: the data coverage a reader should weigh every other figure by. A period cut by
+    the range (today, so far) expects only its part inside it."""
+    bucket, bucket_end = (
+        (f"toStartOfDay(received_at, {TZ})", f"toStartOfDay(time + INTERVAL 26 HOUR, {TZ})")
         if daily
-        else ("toStartOfHour(received_at)", 3600)
+        else ("toStartOfHour(received_at)", "time + INTERVAL 1 HOUR")
     )
+    expected_s = f"dateDiff('second', greatest(time, $__fromTime), least({bucket_end}, $__toTime))"
     sql = f"""SELECT {bucket} AS time, u.sensor AS sensor,
-  least(100, 100 * count() * any(u.interval_s) / {seconds}) AS received_pct
+  least(100, 100 * count() * any(u.interval_s) / greatest({expected_s}, 1)) AS received_pct
 FROM uplinks AS r FINAL
 INNER JOIN {units_table(lab)} AS u ON u.sensor = r.sensor
 WHERE r.{LAB} AND r.{UNITS} AND $__timeFilter(received_at)

@@ -105,6 +105,7 @@ class MqttIngest:
         self.keepalive = keepalive
         self.stats: Counter[str] = Counter()
         self.stopped = threading.Event()
+        self.subscribed = threading.Event()
         self.failure: KafkaError | None = None
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -120,6 +121,7 @@ class MqttIngest:
         client.reconnect_delay_set(1, max_backoff)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         self.client = client
 
@@ -149,9 +151,20 @@ class MqttIngest:
         )
         client.subscribe([(topic, 1) for topic in self.topics])
 
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: list, _properties: Any
+    ) -> None:
+        refused = [t for t, r in zip(self.topics, reasons, strict=False) if r.is_failure]
+        if refused:
+            log.error("mqtt: %s refused the subscription to %s", self.broker, ", ".join(refused))
+        else:
+            log.info("mqtt: subscribed to %s", ", ".join(self.topics))
+            self.subscribed.set()
+
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _properties: Any
     ) -> None:
+        self.subscribed.clear()
         if not self.stopped.is_set():
             self.stats["disconnected"] += 1
             log.warning("mqtt: lost %s (%s); reconnecting with backoff", self.broker, reason)

@@ -48,19 +48,26 @@ class Child:
     """A supervised child process with its output in a log file."""
 
     def __init__(self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None):
-        self.name = name
+        self.name, self.argv, self.env, self.log_path = name, argv, env or {}, log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            argv,
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            self.argv,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **self.env},
             preexec_fn=_die_with_parent,
             start_new_session=True,
         )
-        self.log_path = log
+
+    def restart(self) -> None:
+        """SIGKILL (as a crash would) and start the same command again."""
+        self.kill()
+        self.proc = self._spawn()
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -103,7 +103,7 @@ def _produce(producer: Any, topic: str, key: bytes, value: bytes, headers: list)
             producer.poll(0.05)
 
 
-def run_worker(settings: Settings, loglevel: str = "warn") -> None:
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run one stream worker until SIGTERM/SIGINT (Faust handles the signals)."""
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)

@@ -22,10 +22,30 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from dashboards.limits import Line  # noqa: E402
 
+# Alert kinds (alert.schema.json) in words a reader outside the operations team follows.
+KIND_WORDS = {
+    "range.physical": "impossible reading",
+    "range.realistic": "implausible reading",
+    "flatline": "sensor stuck on one value",
+    "spike": "sudden spike",
+    "rate": "implausibly fast change",
+    "humidity_pm": "dust reading affected by humidity",
+    "spatial_outlier": "differs from nearby sensors",
+    "offline": "unit silent",
+    "battery_low": "battery low",
+    "reboot": "unit restarted",
+}
 SEVERITY_COLOURS = {"info": "#4c78a8", "warning": "#f58518", "critical": "#d62728"}
 LINE_COLOURS = {"EU": "#d62728", "WHO": "#ff7f0e"}
 DPI = 110
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 12, "axes.titleweight": "bold"})
+
+
+def kind_words(kind: str) -> str:
+    """'threshold.noise_night' -> 'limit exceeded: noise night'."""
+    if kind.startswith("threshold."):
+        return "limit exceeded: " + kind.removeprefix("threshold.").replace("_", " ")
+    return KIND_WORDS.get(kind, kind.replace("_", " "))
 
 
 def _lines(ax: plt.Axes, lines: Sequence[Line]) -> None:
@@ -143,11 +163,11 @@ def alert_timeline(
         if e["unit"] not in row:
             continue
         t0 = max(e["started"], start)
-        t1 = min(e["ended"] or end, end)
-        width = max(t1 - t0, (end - start) / 300)  # a visible sliver for short episodes
+        t1 = max(min(e["ended"] or end, end), t0 + (end - start) / 300)  # short ones stay visible
+        y = row[e["unit"]]
         ax.barh(
-            row[e["unit"]],
-            mdates.date2num(t0 + width) - mdates.date2num(t0),
+            y,
+            mdates.date2num(t1) - mdates.date2num(t0),
             left=mdates.date2num(t0),
             height=0.6,
             color=SEVERITY_COLOURS.get(e["severity"], "grey"),
@@ -155,12 +175,23 @@ def alert_timeline(
             edgecolor="black" if e["ended"] is None else "none",
             linewidth=0.4,
         )
-        ax.text(mdates.date2num(t0), row[e["unit"]] + 0.38, e["kind"], fontsize=7, va="bottom")
+        # The kind beside the bar, on the side with room.
+        late = t1 > start + (end - start) * 0.75
+        ax.text(
+            mdates.date2num(t0 if late else t1),
+            y,
+            f" {kind_words(e['kind'])} ",
+            fontsize=8,
+            va="center",
+            ha="right" if late else "left",
+        )
         drawn += 1
     ax.set_yticks(range(len(units)), units)
     ax.set_ylim(len(units) - 0.4, -0.8)
     ax.set_xlim(mdates.date2num(start), mdates.date2num(end))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%H:%M", tz=zone))
+    locator = mdates.AutoDateLocator(tz=zone)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"Alerts per unit (times in {tz})", loc="left")
     handles = [Patch(color=c, label=s) for s, c in SEVERITY_COLOURS.items()]

@@ -36,7 +36,8 @@ def period(reader: Reader, lab: Lab, days: int) -> tuple[datetime, datetime]:
     last = _time(row["last"]) if int(row["n"]) else datetime.now(UTC)
     end = last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     zone = ZoneInfo(lab.timezone)
-    first_day = end.astimezone(zone).date() - timedelta(days=days - 1)
+    last_day = (end - timedelta(seconds=1)).astimezone(zone).date()
+    first_day = last_day - timedelta(days=days - 1)
     start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=zone).astimezone(UTC)
     return start, end
 
@@ -160,24 +161,57 @@ def _alert_table(episodes: list[dict], tz: str) -> str:
         return t.astimezone(zone).strftime("%d %b %H:%M") if t else "still open"
 
     rows = "".join(
-        f"<tr><td>{html.escape(e['unit'])}</td><td>{html.escape(e['kind'])}</td>"
+        f"<tr><td>{html.escape(e['unit'])}</td><td>{html.escape(charts.kind_words(e['kind']))}</td>"
         f"<td>{html.escape(e['severity'])}</td><td>{when(e['started'])}</td>"
         f"<td>{when(e['ended'])}</td><td>{html.escape(e['message'])}</td></tr>"
         for e in episodes
     )
     return (
-        "<table><tr><th>Unit</th><th>Kind</th><th>Severity</th><th>Started</th><th>Ended</th>"
+        "<table><tr><th>Unit</th><th>What</th><th>Severity</th><th>Started</th><th>Ended</th>"
         f"<th>Message</th></tr>{rows}</table>"
     )
+
+
+def _summary(facts: dict, episodes: list[dict]) -> list[str]:
+    """The page's first lines: what a reader should take away, in plain words."""
+    noise, pm25 = facts["noise"], facts["pm"]["pm25"]
+    lines = []
+    if noise["lden_n"]:
+        lines.append(
+            f"Noise: on {noise['lden']} of {noise['lden_n']} unit-days with day, evening and "
+            f"night measured, Lden was above the WHO guideline of {limits.WHO_LDEN.value:g} dB."
+        )
+    else:
+        lines.append("Noise: no day had its day, evening and night measured, so no Lden yet.")
+    if noise["lnight_n"]:
+        lines.append(
+            f"Night noise: on {noise['lnight']} of {noise['lnight_n']} unit-nights Lnight was "
+            f"above the WHO guideline of {limits.WHO_LNIGHT.value:g} dB."
+        )
+    if pm25["days"]:
+        lines.append(
+            f"Fine dust: on {pm25['over_who']} of {pm25['days']} unit-days the PM2.5 daily mean "
+            f"was above the WHO guideline of {pm25['who']:g} µg/m³."
+        )
+    else:
+        lines.append(
+            "Fine dust: no day had the 18 measured hours a valid daily mean needs; the chart "
+            "shows the incomplete days for information."
+        )
+    still_open = sum(e["ended"] is None for e in episodes)
+    lines.append(f"Alerts: {len(episodes)} in this period, {still_open} still open.")
+    worst = sorted(facts["coverage"].items(), key=lambda kv: kv[1])[:3]
+    lines.append(
+        "Data: least received (share of expected measurements): "
+        + ", ".join(f"{html.escape(u)} {v:.0f} %" for u, v in worst)
+        + "."
+    )
+    return lines
 
 
 def _page(lab: Lab, start: datetime, end: datetime, facts: dict, episodes: list[dict]) -> str:
     zone = ZoneInfo(lab.timezone)
     span = f"{start.astimezone(zone):%d %B %Y %H:%M} to {end.astimezone(zone):%d %B %Y %H:%M}"
-    noise, pm, coverage = facts["noise"], facts["pm"], facts["coverage"]
-    worst = sorted(coverage.items(), key=lambda kv: kv[1])[:3]
-    open_now = sum(e["ended"] is None for e in episodes)
-    who_pm = pm["pm25"]["who"]
     name = html.escape(lab.name)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -188,16 +222,7 @@ def _page(lab: Lab, start: datetime, end: datetime, facts: dict, episodes: list[
 ({html.escape(lab.timezone)}), {len(lab.units)} sensor units.</p>
 
 <h2>In short (samenvatting)</h2>
-<ul>
-<li>Noise: on {noise["lden"]} of {noise["lden_n"]} complete unit-days the Lden was above the
-WHO guideline of {limits.WHO_LDEN.value:g} dB; on {noise["lnight"]} of {noise["lnight_n"]} nights
-Lnight was above {limits.WHO_LNIGHT.value:g} dB.</li>
-<li>Fine dust: on {pm["pm25"]["over_who"]} of {pm["pm25"]["days"]} valid unit-days the PM2.5 daily
-mean was above the WHO guideline of {who_pm:g} µg/m³.</li>
-<li>Alerts: {len(episodes)} in this period, {open_now} still open.</li>
-<li>Data: the units with the least data received
-{", ".join(f"{html.escape(u)} ({v:.0f} %)" for u, v in worst)} of the expected measurements.</li>
-</ul>
+<ul>{"".join(f"<li>{line}</li>" for line in _summary(facts, episodes))}</ul>
 
 <h2>Noise (geluid)</h2>
 <p>Lden is the average sound level over a day in which evening sound counts 5 dB and night sound

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from streams.detectors import DetectorSettings
+
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "config" / "labs.yaml"
 PAYLOAD_FORMATS = ("livinglab", "cayenne")
 INTEGRATIONS = ("tts", "chirpstack", "udp")
@@ -68,6 +70,7 @@ class Lab:
     integration: str
     units: tuple[Unit, ...]
     gateways: tuple[Gateway, ...]
+    detectors: DetectorSettings = field(default_factory=DetectorSettings)
 
     @property
     def alert_topic(self) -> str:
@@ -203,7 +206,22 @@ def _parse_lab(c: _Checker, data: dict[str, Any], entry: str, defaults: dict[str
             raise c.fail(f"{entry}, units[{j}]", f"duplicate sensor id {unit.sensor!r}")
         units.append(unit)
     name = c.get(data, "name", str, entry, lab_id)
-    return Lab(lab_id, name, tz, integration, tuple(units), gateways)
+    detectors = _parse_detectors(c, data, entry)
+    return Lab(lab_id, name, tz, integration, tuple(units), gateways, detectors)
+
+
+def _parse_detectors(c: _Checker, data: dict[str, Any], entry: str) -> DetectorSettings:
+    """The lab's `detectors` section over the defaults (streams/detectors/config.py)."""
+    raw = c.mapping(c.get(data, "detectors", dict, entry, {}), f"{entry}, detectors")
+    if "expected_interval_s" in (raw.get("offline") or {}):
+        raise c.fail(
+            f"{entry}, detectors",
+            "offline.expected_interval_s comes from each unit's uplink_interval_s; set that",
+        )
+    try:
+        return DetectorSettings.from_mapping(raw)
+    except ValueError as exc:
+        raise c.fail(f"{entry}, detectors", str(exc)) from None
 
 
 def _parse_unit(

@@ -33,7 +33,7 @@ def _records() -> list[dict]:
     ts = np.arange(40) * 5 * 60_000
     readings = {
         "pm25": np.where(np.arange(40) % 13 == 12, 300.0, 9.0 + np.arange(40) % 3),
-        "humidity": np.r_[np.full(20, 90.0), np.full(20, 50.0)],
+        "humidity": np.r_[np.full(20, 99.0), np.full(20, 50.0)],
         "battery": np.r_[np.full(20, 3.2), np.full(20, 3.9)],
         "laeq": np.r_[np.full(10, 200.0), np.full(30, 55.0)],
     }

@@ -29,13 +29,14 @@ def test_registry_section_overrides_adds_and_removes() -> None:
         }
     )  # fmt: skip
     assert s.offline.expected_interval_s == 600 and s.offline.factor == 3.0
-    assert s.spike["pm25"] == SpikeConfig(k=5, min_scale=1.0)
+    assert s.spike["pm25"] == SpikeConfig(k=5, z=5.0, min_scale=2.0)
     assert s.spike["laeq"] == SpikeConfig(min_scale=0.5)
     assert "pm10" not in s.spike
     assert s.flatline["pm25"].severity is Severity.CRITICAL
     assert s.battery.tiers == ((3.6, Severity.WARNING), (3.4, Severity.CRITICAL))
     assert s.limits["threshold.custom"].kind == "threshold.custom"
-    assert DetectorSettings().spike["pm25"].k == 3  # defaults untouched
+    assert DetectorSettings().spike["pm25"].k == 5  # defaults untouched
+    assert DetectorSettings.from_mapping({"spike": {"pm25": {"k": 3}}}).spike["pm25"].k == 3
 
 
 def test_unknown_settings_fail_loudly() -> None:
@@ -50,7 +51,7 @@ def _readings(n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     pm25 = np.array([8, 9, 8, 10, 9, 8, 90, 9, 8, 9, 10, 9], dtype=float)[:n]
     return ts, {
         "pm25": pm25,
-        "humidity": np.full(n, 85.0),
+        "humidity": np.full(n, 98.0),
         "temperature": np.array([12, 12.1, 12.2, 19, 12.3, 12.2, 12.1, 12, 12, 12, 12, 12])[:n],
         "battery": np.full(n, 3.4),
         "laeq": np.full(n, 200.0),
@@ -61,7 +62,8 @@ def test_unit_bundle_runs_the_configured_detectors() -> None:
     ts, readings = _readings(12)
     reboot = np.zeros(12, dtype=bool)
     reboot[0] = True
-    conds, state = detect_unit(DetectorSettings(), UnitState(), ts, readings, reboot)
+    settings = DetectorSettings.from_mapping({"spike": {"pm25": {"k": 3, "z": 3}}})
+    conds, state = detect_unit(settings, UnitState(), ts, readings, reboot)
     active = {(c.kind, c.quantity): c.ts[c.active].tolist() for c in conds}
     assert active[("spike", "pm25")] == [6 * 5 * MIN]
     assert active[("rate", "temperature")] == [3 * 5 * MIN, 4 * 5 * MIN]  # +6.8/5 and -6.7/5

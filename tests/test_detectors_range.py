@@ -70,9 +70,9 @@ def test_lower_limit_battery() -> None:
     assert c.clear_threshold == pytest.approx(3.6)
 
 
-def test_humidity_affected_pm_above_70_percent() -> None:
+def test_humidity_affected_pm_at_fog_level() -> None:
     humid = DetectorSettings().humidity_pm
-    c = check_limit(humid, "%", np.arange(3), [69.9, 70.0, 70.1])
+    c = check_limit(humid, "%", np.arange(3), [96.9, 97.0, 97.1])
     assert c.kind == "humidity_pm"
     assert c.active.tolist() == [False, False, True]
     assert c[2].severity is Severity.INFO

@@ -10,7 +10,8 @@ alert lifecycle (``streams.alerts``) turns into open/update/resolved alerts.
 from streams.detectors.condition import Condition, Conditions, Severity, make_conditions
 from streams.detectors.config import DetectorSettings, override
 from streams.detectors.flatline import FlatlineConfig, FlatlineState, detect_flatline
-from streams.detectors.limits import Limit, check_limit
+from streams.detectors.fog import FogConfig, FogState, detect_fog
+from streams.detectors.limits import Limit, check_limit, check_limit_in_period, local_hours
 from streams.detectors.offline import OfflineConfig, OfflineState, check_offline, record_uplinks
 from streams.detectors.range import RangeConfig, check_range
 from streams.detectors.rate import RateConfig, RateState, detect_rate
@@ -27,6 +28,8 @@ __all__ = [
     "DetectorSettings",
     "FlatlineConfig",
     "FlatlineState",
+    "FogConfig",
+    "FogState",
     "Limit",
     "OfflineConfig",
     "OfflineState",
@@ -43,14 +46,17 @@ __all__ = [
     "UnitState",
     "check_aggregate",
     "check_limit",
+    "check_limit_in_period",
     "check_offline",
     "check_range",
     "detect_flatline",
+    "detect_fog",
     "detect_rate",
     "detect_reboots",
     "detect_spatial",
     "detect_spikes",
     "detect_unit",
+    "local_hours",
     "make_conditions",
     "override",
     "peer_medians",

@@ -35,6 +35,8 @@ class Severity(IntEnum):
     def parse(cls, value: Severity | int | str) -> Severity:
         """Accept the enum, its code or its label (as written in a YAML registry)."""
         if isinstance(value, str):
+            if value.upper() not in cls.__members__:
+                raise ValueError(f"severity must be info, warning or critical, got {value!r}")
             return cls[value.upper()]
         return cls(value)
 

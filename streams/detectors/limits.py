@@ -5,12 +5,16 @@ information threshold below the alert threshold; construction noise 60…80), an
 does a battery (low, then critical). One ``Limit`` holds the tiers of one rule so
 a value climbing through them updates one alert instead of opening several.
 A limit is exceeded strictly beyond its value (EU wording: "exceeds" means ">").
+A limit on raw readings may hold only in a period of the local day (night-time
+noise): outside it the limit does not apply, so every reading there clears.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -24,7 +28,9 @@ class Limit:
     ``lower`` limits are bad below their values (battery). ``hysteresis`` sets the
     level an open alert must pass back through to resolve: the first tier minus (or,
     for lower limits, plus) this margin. ``window`` names the aggregate the limit
-    applies to (None: raw readings). ``source`` cites where the numbers come from.
+    applies to (None: raw readings). ``hours`` = (from, to) restricts a raw-reading
+    limit to that local time of day, wrapping midnight (23, 7 is the night).
+    ``source`` cites where the numbers come from.
     """
 
     kind: str
@@ -34,11 +40,17 @@ class Limit:
     lower: bool = False
     hysteresis: float = 0.0
     enabled: bool = True
+    hours: tuple[float, float] | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
         tiers = tuple((float(v), Severity.parse(s)) for v, s in self.tiers)
         object.__setattr__(self, "tiers", tiers)
+        if self.hours is not None:
+            start, end = (float(h) for h in self.hours)
+            if not (0 <= start < 24 and 0 <= end <= 24 and start != end):
+                raise ValueError(f"limit {self.kind}: hours must be two times of day: {self.hours}")
+            object.__setattr__(self, "hours", (start, end))
         if not tiers:
             raise ValueError(f"limit {self.kind} has no tiers")
         sign = self.sign
@@ -78,3 +90,43 @@ def check_limit(
         clear_threshold=limit.clear_threshold,
         window=limit.window,
     )
+
+
+def check_limit_in_period(
+    limit: Limit, unit: str, ts: np.ndarray | int, values: np.ndarray | float, tz: str
+) -> list[Conditions]:
+    """``check_limit`` inside ``limit.hours`` (local time in ``tz``); outside, readings clear.
+
+    One batch per stretch inside or outside the period, in time order: outside there
+    is no hysteresis (the limit does not apply there), so an alert resolves when its
+    period ends even if the level stays up.
+    """
+    t, x = as_batch(ts, values)
+    assert limit.hours is not None, f"limit {limit.kind} has no hours"
+    start, end = limit.hours
+    hour = local_hours(t, tz)
+    inside = (hour >= start) & (hour < end) if start < end else (hour >= start) | (hour < end)
+    out = []
+    for run in np.split(np.arange(len(t)), np.flatnonzero(np.diff(inside)) + 1):
+        if not len(run):
+            continue
+        if inside[run[0]]:
+            out.append(check_limit(limit, unit, t[run], x[run]))
+        else:
+            out.append(
+                make_conditions(limit.kind, limit.quantity, unit, t[run], np.zeros(len(run)),
+                                x[run], limit.tiers[0][0], limit.tiers[0][1], window=limit.window)
+            )  # fmt: skip
+    return out
+
+
+def local_hours(ts: np.ndarray, tz: str) -> np.ndarray:
+    """Fractional local hour of day (0..24) of epoch-ms times; UTC offsets looked up per hour."""
+    zone = ZoneInfo(tz)
+    hours = ts // 3_600_000
+    unique, index = np.unique(hours, return_inverse=True)
+    offset_s = np.array(
+        [datetime.fromtimestamp(int(h) * 3600, UTC).astimezone(zone).utcoffset().total_seconds()
+         for h in unique]
+    )  # fmt: skip
+    return ((ts / 1000 + offset_s[index]) % 86400) / 3600

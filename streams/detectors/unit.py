@@ -18,7 +18,7 @@ from livinglab.codec.payload import UNITS
 from streams.detectors.condition import Conditions
 from streams.detectors.config import PM, DetectorSettings
 from streams.detectors.flatline import FlatlineState, detect_flatline
-from streams.detectors.limits import check_limit
+from streams.detectors.limits import check_limit, check_limit_in_period
 from streams.detectors.offline import OfflineState, record_uplinks
 from streams.detectors.range import check_range
 from streams.detectors.rate import RateState, detect_rate
@@ -65,11 +65,13 @@ def detect_unit(
     ts: np.ndarray,
     readings: Mapping[str, np.ndarray],
     reboot: np.ndarray | None = None,
+    tz: str = "Europe/Amsterdam",
 ) -> tuple[list[Conditions], UnitState]:
     """Conditions of every configured detector for this batch, and the new state.
 
     ``readings`` maps quantity -> values aligned with ``ts`` (NaN = not measured);
-    ``reboot`` flags readings that follow a device reset or frame-counter reset.
+    ``reboot`` flags readings that follow a device reset or frame-counter reset;
+    ``tz`` is the lab's time zone, for limits that hold at certain hours only.
     Inactive conditions are returned too: the lifecycle needs them to resolve alerts.
     """
     ts = np.asarray(ts, dtype=np.int64)
@@ -82,7 +84,8 @@ def detect_unit(
                 out.append(check_range(ranges[q], q, unit, ts, x))
         if q in settings.flatline:
             cfg = settings.flatline[q]
-            conds, flat[q] = detect_flatline(cfg, flat.get(q, FlatlineState()), q, ts, x)
+            group = {g: readings[g] for g in cfg.group if g in readings}
+            conds, flat[q] = detect_flatline(cfg, flat.get(q, FlatlineState()), q, ts, x, group)
             out.append(conds)
         if q in settings.spike:
             cfg = settings.spike[q]
@@ -92,6 +95,13 @@ def detect_unit(
             cfg = settings.rate[q]
             conds, rate[q] = detect_rate(cfg, rate.get(q, RateState()), q, unit, ts, x)
             out.append(conds)
+    for limit in settings.reading_limits.values():
+        if limit.enabled and limit.quantity in readings:
+            x, unit = readings[limit.quantity], UNITS.get(limit.quantity, "")
+            if limit.hours is None:
+                out.append(check_limit(limit, unit, ts, x))
+            else:
+                out.extend(check_limit_in_period(limit, unit, ts, x, tz))
     humid, battery = settings.humidity_pm, settings.battery
     if humid.quantity in readings and any(q in readings for q in PM):
         out.append(check_limit(humid, UNITS.get(humid.quantity, ""), ts, readings[humid.quantity]))

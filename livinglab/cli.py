@@ -108,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(sql)
 
+    grants = verbs.add_parser(
+        "grants",
+        help="print the SQL for read-only analyst roles, one per lab",
+        description="Print ClickHouse SQL that creates a read-only `analyst` role and one "
+        "`analyst_<lab>` role per lab whose row policies show only that lab's rows. Run it "
+        "as an admin on the ClickHouse server (chDB has no users). See docs/analysts.md.",
+    )
+    grants.add_argument("--lab", default=None, help="only this lab's role")
+    grants.add_argument("--database", default="default", help="the store's database")
+    grants.add_argument(
+        "--registry", type=Path, default=None, help="lab registry YAML (default: config/labs.yaml)"
+    )
+    grants.set_defaults(handler=_grants)
+
     worker = verbs.add_parser(
         "worker",
         help="run one stream worker (decode, dedup, windows) against Kafka",
@@ -175,6 +189,18 @@ def _sql(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     sys.stdout.write(text)
+    return 0
+
+
+def _grants(args: argparse.Namespace) -> int:
+    from livinglab.grants import analyst_grants
+
+    registry = load_registry(Settings.from_env(registry=args.registry).registry)
+    try:
+        sys.stdout.write(analyst_grants(registry, args.database, args.lab))
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,6 +12,7 @@ ENV_REGISTRY = "LIVINGLAB_REGISTRY"
 ENV_DATA_DIR = "LIVINGLAB_DATA_DIR"
 ENV_PARTITIONS = "LIVINGLAB_PARTITIONS"
 ENV_LATENESS = "LIVINGLAB_LATENESS_S"
+ENV_RETENTION = "LIVINGLAB_RETENTION_DAYS"
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Settings:
     registry: Path | None
     partitions: int
     lateness_s: int
+    retention_days: int | None = None  # raw readings and uplinks; None = keep for ever
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -34,6 +36,7 @@ class Settings:
             "registry": Path(env[ENV_REGISTRY]) if env.get(ENV_REGISTRY) else None,
             "partitions": int(env.get(ENV_PARTITIONS, "4")),
             "lateness_s": int(env.get(ENV_LATENESS, "900")),
+            "retention_days": int(env[ENV_RETENTION]) if env.get(ENV_RETENTION) else None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values["data_dir"], str):
@@ -55,4 +58,6 @@ class Settings:
             out[ENV_CLICKHOUSE] = self.clickhouse
         if self.registry:
             out[ENV_REGISTRY] = str(self.registry.resolve())
+        if self.retention_days is not None:
+            out[ENV_RETENTION] = str(self.retention_days)
         return out

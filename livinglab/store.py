@@ -131,3 +131,22 @@ def migrate(store: Store) -> list[str]:
         )
         applied.append(path.name)
     return applied
+
+
+RETAINED = {"readings": "ts", "uplinks": "received_at"}  # raw data; aggregates are kept
+
+
+def apply_retention(store: Store, days: int | None) -> None:
+    """Keep raw readings and uplinks `days` days (None: keep them for ever)."""
+    for table, column in RETAINED.items():
+        create = store.query(
+            f"SELECT create_table_query FROM system.tables "
+            f"WHERE database = currentDatabase() AND name = '{table}'",
+            "TabSeparatedRaw",
+        )
+        if days is not None:
+            store.execute(
+                f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + INTERVAL {int(days)} DAY"
+            )
+        elif " TTL " in create:
+            store.execute(f"ALTER TABLE {table} REMOVE TTL")

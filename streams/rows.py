@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from livinglab.codec.payload import UNITS
@@ -20,52 +21,42 @@ def _table(columns: dict[str, list[Any]], types: dict[str, pa.DataType]) -> pa.T
 
 
 def reading_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
-    """One row per quantity of every first-accepted uplink (uplink_version 1)."""
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "lab",
-            "sensor",
-            "dev_eui",
-            "ts",
-            "quantity",
-            "value",
-            "raw_value",
-            "unit",
-            "flags",
-            "calibration",
-            "session",
-            "f_cnt",
-        )
+    """One row per quantity of every first-accepted uplink (uplink_version 1).
+
+    Built column-wise: per-uplink fields are gathered once and repeated by index, which
+    keeps the sink's Python work per reading row small.
+    """
+    per_uplink: dict[str, list[Any]] = {
+        k: [] for k in ("lab", "sensor", "dev_eui", "ts", "calibration", "session", "f_cnt")
     }
+    counts: list[int] = []
+    quantities: list[str] = []
+    values: list[float] = []
+    raws: list[float] = []
+    flags: list[int] = []
     for r in records:
         if r["uplink_version"] != 1:
             continue
-        flags, raw = r["flags"], r["raw_values"]
-        for quantity, value in r["values"].items():
-            cols["lab"].append(r["lab"])
-            cols["sensor"].append(r["sensor"])
-            cols["dev_eui"].append(r["dev_eui"])
-            cols["ts"].append(r["ts"])
-            cols["quantity"].append(quantity)
-            cols["value"].append(value)
-            cols["raw_value"].append(raw.get(quantity, value))
-            cols["unit"].append(UNITS.get(quantity, ""))
-            cols["flags"].append(flags.get(quantity, 0))
-            cols["calibration"].append(r["calibration"])
-            cols["session"].append(r["session"])
-            cols["f_cnt"].append(r["f_cnt"])
-    return _table(
-        cols,
-        {
-            "ts": _MS,
-            "flags": pa.uint32(),
-            "session": pa.uint32(),
-            "f_cnt": pa.uint32(),
-            "value": pa.float64(),
-            "raw_value": pa.float64(),
-        },
+        for key, column in per_uplink.items():
+            column.append(r[key])
+        vals, raw, flag = r["values"], r["raw_values"], r["flags"]
+        keys = list(vals)
+        counts.append(len(keys))
+        quantities.extend(keys)
+        values.extend(vals.values())
+        raws.extend(raw.values() if list(raw) == keys else [raw.get(q, vals[q]) for q in keys])
+        flags.extend([flag.get(q, 0) for q in keys] if flag else [0] * len(keys))
+    index = pa.array(np.repeat(np.arange(len(counts)), counts))
+    types = {"ts": _MS, "session": pa.uint32(), "f_cnt": pa.uint32()}
+    table = {k: pa.array(v, type=types.get(k)).take(index) for k, v in per_uplink.items()}
+    table.update(
+        quantity=pa.array(quantities, type=pa.string()),
+        value=pa.array(values, type=pa.float64()),
+        raw_value=pa.array(raws, type=pa.float64()),
+        unit=pa.array([UNITS.get(q, "") for q in quantities], type=pa.string()),
+        flags=pa.array(flags, type=pa.uint32()),
     )
+    return pa.table(table)
 
 
 def uplink_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
@@ -124,28 +115,28 @@ def uplink_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
 
 
 def aggregate_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "lab",
-            "sensor",
-            "quantity",
-            "window",
-            "window_start",
-            "window_end",
-            "count",
-            "coverage",
-            "mean",
-            "min",
-            "max",
-            "version",
-        )
-    }
+    """One row per quantity of every emitted window (corrections have higher versions)."""
+    per_window = ("lab", "sensor", "window", "window_start", "window_end", "version")
+    per_stat = (
+        "quantity",
+        "count",
+        "coverage",
+        "mean",
+        "min",
+        "max",
+        "valid",
+        "flags",
+        "valid_hours",
+        "l10",
+        "l50",
+        "l90",
+    )
+    cols: dict[str, list[Any]] = {k: [] for k in per_window + per_stat}
     for r in records:
         for s in r["stats"]:
-            for key in ("lab", "sensor", "window", "window_start", "window_end", "version"):
+            for key in per_window:
                 cols[key].append(r[key])
-            for key in ("quantity", "count", "coverage", "mean", "min", "max"):
+            for key in per_stat:
                 cols[key].append(s[key])
     return _table(
         cols,
@@ -158,6 +149,38 @@ def aggregate_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
             "mean": pa.float64(),
             "min": pa.float64(),
             "max": pa.float64(),
+            "valid": pa.uint8(),
+            "flags": pa.uint32(),
+            "valid_hours": pa.uint16(),
+            "l10": pa.float64(),
+            "l50": pa.float64(),
+            "l90": pa.float64(),
+        },
+    )
+
+
+def index_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
+    """One row per indicator of every emitted window (LKI, Lden family, O3 daily max)."""
+    per_window = ("lab", "sensor", "window", "window_start", "window_end", "version")
+    cols: dict[str, list[Any]] = {
+        k: [] for k in (*per_window, "indicator", "value", "coverage", "valid")
+    }
+    for r in records:
+        for index in r["indices"]:
+            for key in per_window:
+                cols[key].append(r[key])
+            cols["indicator"].append(index["name"])
+            for key in ("value", "coverage", "valid"):
+                cols[key].append(index[key])
+    return _table(
+        cols,
+        {
+            "window_start": _MS,
+            "window_end": _MS,
+            "version": pa.uint32(),
+            "value": pa.float64(),
+            "coverage": pa.float32(),
+            "valid": pa.uint8(),
         },
     )
 
@@ -176,7 +199,7 @@ def deadletter_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
 Builder = Callable[[Iterable[dict[str, Any]]], pa.Table]
 TABLES: dict[str, list[tuple[str, Builder]]] = {
     "readings": [("readings", reading_rows), ("uplinks", uplink_rows)],
-    "aggregates": [("aggregates", aggregate_rows)],
+    "aggregates": [("aggregates", aggregate_rows), ("indices", index_rows)],
     "deadletter": [("deadletter", deadletter_rows)],
 }
 CODECS = {"readings": "reading", "aggregates": "aggregate", "deadletter": "deadletter"}

@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from livinglab.config import Settings
 from livinglab.deadletter import dead_letter
 from livinglab.kafka import AGGREGATES, DEADLETTER, READINGS, SINK_GROUP, consumer_config
-from livinglab.store import Store, StoreError, migrate, open_store
+from livinglab.store import Store, StoreError, apply_retention, migrate, open_store
 from streams import rows
 
 log = logging.getLogger("livinglab.sink")
@@ -76,6 +76,7 @@ class Sink:
         applied = migrate(self.store)
         if applied:
             log.info("applied DDL %s", ", ".join(applied))
+        apply_retention(self.store, settings.retention_days)
         self.topics = topics or [READINGS, AGGREGATES, DEADLETTER]
         self.lock = threading.Lock()
         self.stopping = False

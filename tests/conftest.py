@@ -38,22 +38,27 @@ def sql_rows(data_dir: Path, query: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="session")
-def demo_6h(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """One 6-hour demo run shared by the end-to-end tests: (data dir, its JSON summary)."""
-    data_dir = tmp_path_factory.mktemp("demo6h")
+def demo_summary(data_dir: Path, hours: int = 6, seed: int = 1) -> dict:
+    """Run the demo as a user would, from a fixed start time; return its JSON summary."""
     out = livinglab(
         "demo",
         "--hours",
-        "6",
+        str(hours),
         "--speed",
         "0",
         "--seed",
-        "1",
+        str(seed),
         "--json",
         "--start",
         "2026-11-20T00:00:00Z",
         "--data-dir",
         str(data_dir),
     ).stdout
-    return data_dir, json.loads(out.strip().splitlines()[-1])
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def demo_6h(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One 6-hour demo run shared by the end-to-end tests: (data dir, its JSON summary)."""
+    data_dir = tmp_path_factory.mktemp("demo6h")
+    return data_dir, demo_summary(data_dir)

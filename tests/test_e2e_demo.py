@@ -14,7 +14,7 @@ import pytest
 
 from livinglab.codec.payload import QUANTITIES, encode
 from livinglab.registry import load_registry
-from tests.conftest import livinglab, sql_rows
+from tests.conftest import demo_summary, livinglab, sql_rows
 
 pytestmark = pytest.mark.slow
 
@@ -76,21 +76,7 @@ def test_hourly_laeq_matches_an_independent_energetic_mean(demo_6h: tuple[Path, 
 def test_second_identical_run_gives_identical_tables(demo_6h, tmp_path: Path) -> None:
     data_dir, summary = demo_6h
     again = tmp_path / "again"
-    out = livinglab(
-        "demo",
-        "--hours",
-        "6",
-        "--speed",
-        "0",
-        "--seed",
-        "1",
-        "--json",
-        "--start",
-        "2026-11-20T00:00:00Z",
-        "--data-dir",
-        str(again),
-    ).stdout
-    assert json.loads(out.splitlines()[-1])["uplinks_stored"] == summary["uplinks_stored"]
+    assert demo_summary(again)["uplinks_stored"] == summary["uplinks_stored"]
     for table, query in TABLE_DUMPS.items():
         assert sql_rows(again, query) == sql_rows(data_dir, query), f"{table} differs"
 

@@ -25,6 +25,7 @@ from connectors.lorawan import (
     JoinRequest,
     compute_mic,
     crypt_frm_payload,
+    open_uplink,
     parse_frame,
     reconstruct_fcnt,
 )
@@ -69,35 +70,37 @@ class Sessions:
                 "are the network server's business, the registry holds ABP sessions",
                 frame.dev_eui,
             )
-        if not frame.uplink:
-            raise IngressError("direction", f"{frame.mtype.name} is not an uplink")
         unit = self._units.get(frame.dev_addr)
         if unit is None:
             raise IngressError(
                 "unknown_devaddr", f"DevAddr {frame.dev_addr} is not in the registry"
             )
-        fcnt = self._verify(frame, unit)
+        fcnt, payload = self._verify(frame, unit)
         self._last[unit.dev_eui] = fcnt
-        payload = crypt_frm_payload(frame, unit.nwk_s_key, unit.app_s_key, fcnt)
         return Opened(unit, fcnt, frame.f_port, payload)
 
-    def _verify(self, frame: DataFrame, unit: Unit) -> int:
-        """The 32-bit counter the MIC verifies with."""
-        for fcnt in self._guesses(frame.fcnt16, self._last.get(unit.dev_eui)):
+    def _verify(self, frame: DataFrame, unit: Unit) -> tuple[int, bytes]:
+        """The 32-bit counter the MIC verifies with, and the decrypted payload."""
+        last = self._last.get(unit.dev_eui)
+        try:  # the common case: the counter moved on from the last one
+            uplink = open_uplink(frame, unit.nwk_s_key, unit.app_s_key, last)
+            return uplink.fcnt, uplink.payload
+        except FrameError as exc:
+            if exc.reason != "mic":
+                raise IngressError(exc.reason, exc.detail, unit.dev_eui) from None
+        for fcnt in self._other_guesses(frame.fcnt16, last):
             if hmac.compare_digest(compute_mic(frame, unit.nwk_s_key, fcnt), frame.mic):
-                return fcnt
+                return fcnt, crypt_frm_payload(frame, unit.nwk_s_key, unit.app_s_key, fcnt)
         raise IngressError(
             "mic",
             f"MIC mismatch for DevAddr {frame.dev_addr} FCnt {frame.fcnt16} on air",
             unit.dev_eui,
         )
 
-    def _guesses(self, fcnt16: int, last: int | None) -> Iterator[int]:
-        if last is not None:
-            ahead = reconstruct_fcnt(fcnt16, last).fcnt
-            yield ahead
-            if ahead != fcnt16:
-                yield fcnt16  # the counter restarted
-            return
-        for epoch in range(self.max_epochs + 1):
-            yield epoch << 16 | fcnt16
+    def _other_guesses(self, fcnt16: int, last: int | None) -> Iterator[int]:
+        """After the first guess (next counter from `last`, or the bare 16 bits) failed."""
+        if last is None:
+            for epoch in range(1, self.max_epochs + 1):
+                yield epoch << 16 | fcnt16
+        elif reconstruct_fcnt(fcnt16, last).fcnt != fcnt16:
+            yield fcnt16  # the counter restarted

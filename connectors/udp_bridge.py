@@ -183,7 +183,8 @@ class UdpBridge(asyncio.DatagramProtocol):
         if gateway is None:
             self._stranger(eui, addr)
             return None
-        gateway.address, gateway.last_seen = (addr[0], addr[1]), time.time()
+        wall = time.time()
+        gateway.address, gateway.last_seen = addr, wall
         try:
             message = parse_datagram(data)
         except SemtechError as exc:
@@ -199,9 +200,11 @@ class UdpBridge(asyncio.DatagramProtocol):
                 gateway.counts["tx_ack_error"] += 1
                 log.warning("udp bridge: gateway %s refused a downlink: %s", eui, message.error)
             return None
-        return self._push(gateway, message, data)
+        return self._push(gateway, message, data, wall)
 
-    def _push(self, gateway: GatewayState, push: PushData, data: bytes) -> bytes | None:
+    def _push(
+        self, gateway: GatewayState, push: PushData, data: bytes, wall: float
+    ) -> bytes | None:
         backlog = len(self.ingress.producer)
         if push.rxpk and backlog >= self.max_backlog:
             gateway.counts["dropped_backlog"] += 1
@@ -226,7 +229,7 @@ class UdpBridge(asyncio.DatagramProtocol):
             )
         if push.stat is not None:
             gateway.stat = push.stat
-        now, arrived_ms = time.monotonic(), int(time.time() * 1000)
+        now, arrived_ms = time.monotonic(), int(wall * 1000)
         for packet in push.rxpk:
             self._packet(gateway, packet, now, arrived_ms)
         self.flush(now)

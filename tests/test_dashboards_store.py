@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import pytest
 
 from dashboards import queries
 from dashboards.macros import QueryContext, render
+from livinglab.config import ENV_CLICKHOUSE
 from livinglab.registry import load_registry
 from streams.science.acoustics import day_levels
 from streams.science.airquality import lki_subindex, lki_total
@@ -37,13 +39,15 @@ DEMO_START = datetime(2026, 11, 20, 17, 30, tzinfo=UTC)
 DEMO_HOURS = 5
 TZ = "Europe/Amsterdam"
 REGISTRY = load_registry()
+# The store under test is the embedded one, whatever the shell points at.
+EMBEDDED_ENV = {k: v for k, v in os.environ.items() if k != ENV_CLICKHOUSE}
 
 _RUN = """
 import json, sys
 from pathlib import Path
 from dashboards.reader import Reader
 from livinglab.config import Settings
-with Reader(Settings(None, None, Path(sys.argv[1]), None, 4, 900)) as reader:
+with Reader(Settings.from_env(data_dir=Path(sys.argv[1]))) as reader:
     out = [reader.rows(sql) if kind == "rows" else reader.text(sql, "CSV")
            for kind, sql in json.load(sys.stdin)]
 print(json.dumps(out))
@@ -58,6 +62,7 @@ def in_store(data_dir: Path, *statements: tuple[str, str]) -> list:
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env=EMBEDDED_ENV,
         timeout=120,
         check=False,
     )
@@ -126,9 +131,18 @@ def demo_store() -> Path:
     root = Path(tempfile.mkdtemp(prefix="dashboards-demo-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     livinglab(
-        "demo", "--hours", str(DEMO_HOURS), "--speed", "0", "--seed", "3",
-        "--start", DEMO_START.isoformat(), "--data-dir", str(root),
-    )  # fmt: skip
+        "demo",
+        "--hours",
+        str(DEMO_HOURS),
+        "--speed",
+        "0",
+        "--seed",
+        "3",
+        "--start",
+        DEMO_START.isoformat(),
+        "--data-dir",
+        str(root),
+    )
     in_store(root, ("exec", _alert_rows()), ("exec", _lden_rows()))
     return root
 

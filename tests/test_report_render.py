@@ -17,7 +17,7 @@ import pytest
 
 from livinglab.registry import load_registry
 from tests.conftest import ROOT, livinglab
-from tests.test_dashboards_store import demo_store
+from tests.test_dashboards_store import EMBEDDED_ENV, demo_store
 
 REGISTRY = load_registry()
 DAYS = 2  # short enough for hourly coverage cells
@@ -30,7 +30,7 @@ from dashboards.report import write_report
 from livinglab.config import Settings
 from livinglab.registry import load_registry
 out = Path(sys.argv[2])
-with Reader(Settings(None, None, Path(sys.argv[1]), None, 4, 900)) as reader:
+with Reader(Settings.from_env(data_dir=Path(sys.argv[1]))) as reader:
     for lab in load_registry().labs:
         write_report(reader, lab, out / lab.id, int(sys.argv[3]))
 """
@@ -45,6 +45,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env=EMBEDDED_ENV,
         timeout=300,
         check=False,
     )
@@ -81,12 +82,18 @@ def test_every_lab_gets_a_page_whose_charts_hold_its_data(reports: Path, lab) ->
 def test_report_verb_writes_one_lab(tmp_path: Path) -> None:
     lab = REGISTRY.labs[-1]
     out = tmp_path / "report"
-    run = livinglab("report", "--lab", lab.id, "--out", str(out), "--days", "3",
-                    "--data-dir", str(demo_store()))  # fmt: skip
+    run = livinglab(
+        "report", "--lab", lab.id, "--out", str(out), "--days", "3", "--data-dir", str(demo_store())
+    )
     assert str(out / "index.html") in run.stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        "alerts.png", "coverage.png", "index.html", "noise.png", "pm.png", "report.json",
-    ]  # fmt: skip
+        "alerts.png",
+        "coverage.png",
+        "index.html",
+        "noise.png",
+        "pm.png",
+        "report.json",
+    ]
     coverage = json.loads((out / "report.json").read_text())["facts"]["coverage"]
     # Every unit sent once a minute for 5 of the report's 72 hours (3 local days).
     assert coverage == pytest.approx({u.sensor: 100 * 5 / 72 for u in lab.units}, abs=0.3)

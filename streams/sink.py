@@ -232,13 +232,13 @@ def _build(
     """Rows for a table; records that cannot become rows are returned, not fatal."""
     try:
         return build(records), []
-    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+    except (pa.ArrowException, ValueError, TypeError, OverflowError, KeyError):
         good, unfit = [], []
         for record in records:
             try:
                 build([record])
                 good.append(record)
-            except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+            except (pa.ArrowException, ValueError, TypeError, OverflowError, KeyError) as exc:
                 unfit.append((record, exc))
         return build(good), unfit
 

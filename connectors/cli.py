@@ -233,7 +233,11 @@ def _registry(args: argparse.Namespace) -> Registry:
 def _bootstrap(args: argparse.Namespace) -> str:
     bootstrap = args.kafka or _settings(args).kafka
     if not bootstrap:
-        raise SystemExit(f"error: connectors feed a running platform: set {ENV_KAFKA} or --kafka")
+        print(
+            f"error: connectors feed a running platform: set {ENV_KAFKA} or --kafka",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     return bootstrap
 
 
@@ -254,6 +258,8 @@ def _gateway_udp(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         log.error("udp bridge: %s", exc)
         return 1
+    finally:
+        log.info("udp bridge: stopped: %s", json.dumps(bridge.report()))
     return 0
 
 
@@ -263,12 +269,17 @@ async def _run_bridge(bridge: UdpBridge, listen: tuple[str, int], report_every: 
     stop = _stop_on_signals(loop)
     log.info("udp bridge: listening on %s:%d for %d gateways", *listen, len(bridge.gateways))
     try:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), report_every)
+        while not await _stopped(stop, report_every):
             log.info("udp bridge: %s", json.dumps(bridge.report()))
     finally:
         transport.close()  # flushes the frames still in their dedup window
+
+
+async def _stopped(stop: asyncio.Event, within: float) -> bool:
+    """Wait up to `within` seconds for `stop`; says whether it came."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), within)
+    return stop.is_set()
 
 
 def _stop_on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
@@ -302,7 +313,7 @@ def _ingest_mqtt(args: argparse.Namespace) -> int:
         _report("mqtt", ingest.stats, handoff)
     ingest.stop()
     left = handoff.close()
-    _report("mqtt", ingest.stats, handoff, left)
+    _report("mqtt: stopped", ingest.stats, handoff, left)
     return 1 if ingest.failure else 0
 
 
@@ -347,14 +358,12 @@ async def _run_webhook(webhook: Webhook, listen: tuple[str, int], report_every: 
     stop = _stop_on_signals(loop)
     log.info("webhook: listening on %s:%d for %s", *listen, ", ".join(webhook.integrations))
     try:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), report_every)
+        while not await _stopped(stop, report_every):
             _report("webhook", webhook.stats, webhook.handoff)
     finally:
         await runner.cleanup()
         left = await asyncio.to_thread(webhook.handoff.close)
-        _report("webhook", webhook.stats, webhook.handoff, left)
+        _report("webhook: stopped", webhook.stats, webhook.handoff, left)
 
 
 # -- decode -------------------------------------------------------------------------------------

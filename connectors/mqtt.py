@@ -120,6 +120,7 @@ class MqttIngest:
             client.tls_set(ca_certs=ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         client.reconnect_delay_set(1, max_backoff)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -150,6 +151,10 @@ class MqttIngest:
             "resumed" if flags.session_present else "new",
         )
         client.subscribe([(topic, 1) for topic in self.topics])
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        self.stats["unreachable"] += 1
+        log.warning("mqtt: cannot reach %s; trying again", self.broker)
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: list, _properties: Any

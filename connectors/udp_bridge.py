@@ -291,6 +291,7 @@ class UdpBridge(asyncio.DatagramProtocol):
 
     def report(self) -> dict[str, Any]:
         """Counters for the periodic log line and for tests."""
+        self.ingress.producer.poll(0)  # serve delivery reports: the backlog figure is current
         return {
             "bridge": dict(self.stats),
             "ingress": dict(self.ingress.stats),

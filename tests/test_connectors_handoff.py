@@ -1,14 +1,22 @@
 """connectors.handoff against a real Kafka (Tansu): a message counts as taken once Kafka has it.
 
-Also the home of the Kafka helpers the other connector tests import (`tansu`, `Tap`).
+Also the home of the helpers the other connector tests import: `tansu` and `Tap` for Kafka,
+`running` for a connector verb run as a user runs it.
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +30,8 @@ from livinglab.kafka import DEADLETTER, UPLINKS, create_topics
 from livinglab.processes import free_port, start_tansu
 from schemas import codec
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lns"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "lns"
 TTS_EXAMPLE = (FIXTURES / "tts_v3_uplink_example.json").read_bytes()
 
 
@@ -92,6 +101,51 @@ def taps(bootstrap: str) -> Iterator[tuple[Tap, Tap]]:
     finally:
         uplinks.close()
         dead.close()
+
+
+@dataclass
+class Verb:
+    """A `livinglab` verb running in a child process; `log` collects its stderr lines."""
+
+    process: subprocess.Popen
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.log)
+
+
+@contextmanager
+def running(*args: str, env: dict[str, str], ready: str) -> Iterator[Verb]:
+    """Run `livinglab ARGS` until its log says `ready`; SIGTERM it when the block ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "livinglab", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    verb = Verb(process)
+
+    def read() -> None:
+        for line in process.stderr:
+            verb.log.append(line)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while ready not in verb.text:
+            assert process.poll() is None, f"livinglab {args[0]} exited:\n{verb.text}"
+            assert time.monotonic() < deadline, f"no {ready!r} in the log:\n{verb.text}"
+            time.sleep(0.02)
+        yield verb
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        reader.join()
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from connectors.ingress import Ingress
 from connectors.mqtt import LNS_TOPICS, Broker, MqttIngest, lns_topic
 from livinglab.processes import Child, free_port, wait_port
 from tests import test_connectors_handoff as kit
-from tests.test_connectors_handoff import taps
+from tests.test_connectors_handoff import running, taps
 
 kafka, producer = kit.kafka, kit.producer  # the module's broker and connector producer
 FIXTURES = Path(__file__).parent / "fixtures" / "lns"
@@ -186,12 +186,13 @@ def test_without_kafka_nothing_is_acknowledged_and_the_broker_delivers_again(
         assert sorted(r["f_cnt"] for r in uplinks.read()) == [1, 2]
 
 
-def test_reconnects_after_the_broker_restarts(
+def test_waits_for_the_broker_and_reconnects_after_it_restarts(
     tmp_path: Path, producer: Producer, kafka: str
 ) -> None:
     port = free_port()
+    ingest = start(producer, port, "test-reconnect", [CS4_UP])  # nothing listens there yet
+    wait_for(lambda: ingest.stats["unreachable"] >= 1, "a failed first attempt")
     with mosquitto(tmp_path, port):
-        ingest = start(producer, port, "test-reconnect", [CS4_UP])
         wait_for(ingest.subscribed.is_set, "the subscription")
     wait_for(lambda: ingest.stats["disconnected"] >= 1, "the connector noticing")
     with taps(kafka) as (uplinks, _), mosquitto(tmp_path, port):
@@ -305,3 +306,27 @@ def make_certificates(workdir: Path) -> tuple[Path, Path, Path]:
         )
     )
     return paths
+
+
+def test_the_ingest_mqtt_verb(broker: int, kafka: str) -> None:
+    env = {"LIVINGLAB_KAFKA": kafka, "LIVINGLAB_MQTT_PASSWORD": PASSWORD}
+    url = f"mqtt://app1%40tenant1@127.0.0.1:{broker}"
+    args = (
+        "ingest",
+        "mqtt",
+        "--url",
+        url,
+        "--lns",
+        "tts",
+        "--client-id",
+        "test-cli",
+        "--report-every",
+        "0.1",
+    )
+    with taps(kafka) as (uplinks, _):
+        with running(*args, env=env, ready="subscribed") as verb:
+            publish(broker, (TTS_UP, TTS))
+            wait_for(lambda: '"acked": 1' in verb.text, "the acknowledgement")
+        assert verb.process.returncode == 0
+        assert [r["dev_eui"] for r in uplinks.read()] == ["0004a30b001c0530"]
+    assert "v3/app1@tenant1/devices/+/up" in verb.text and PASSWORD not in verb.text

@@ -25,9 +25,10 @@ from connectors.ingress import Ingress
 from connectors.lorawan import build_uplink
 from connectors.semtech_udp import GatewayStat, RxPacket, build_push_data, pull_ack, push_ack
 from connectors.udp_bridge import UdpBridge
+from livinglab.processes import free_port
 from livinglab.registry import load_registry
 from tests import test_connectors_handoff as kit
-from tests.test_connectors_handoff import taps
+from tests.test_connectors_handoff import running, taps
 
 kafka, producer = kit.kafka, kit.producer  # the module's broker and connector producer
 REGISTRY = load_registry()
@@ -367,3 +368,21 @@ def test_over_real_sockets_copies_merge_and_acks_come_back(
     assert acks == [push_ack(TOKEN, 2)] * 2
     assert uplink["payload"] == b"over the air"
     assert sorted(g["id"] for g in uplink["gateways"]) == sorted([GW1, GW2])
+
+
+def test_the_gateway_udp_verb(kafka: str) -> None:
+    port = free_port()  # a free TCP port number: the UDP one is free too in practice
+    phy = frame(900, b"via the command line")
+    args = ("gateway", "udp", "--listen", f"127.0.0.1:{port}", "--dedup-window", "30")
+    with taps(kafka) as (uplinks, _):
+        with running(*args, env={"LIVINGLAB_KAFKA": kafka}, ready="listening") as verb:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(5)
+                for gateway in (GW1, GW2):
+                    sock.sendto(push(gateway, rx(gateway, phy)), ("127.0.0.1", port))
+                    assert sock.recv(64) == push_ack(TOKEN, 2)
+        assert verb.process.returncode == 0  # SIGTERM: the open window is flushed, Kafka too
+        [uplink] = uplinks.read()
+    assert uplink["payload"] == b"via the command line"
+    assert [g["id"] for g in uplink["gateways"]] == [GW1, GW2]
+    assert '"uplinks": 1' in verb.text

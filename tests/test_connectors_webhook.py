@@ -25,7 +25,7 @@ from connectors.lns import MAX_MESSAGE_BYTES
 from connectors.webhook import Webhook, serve
 from livinglab.processes import free_port
 from tests import test_connectors_handoff as kit
-from tests.test_connectors_handoff import taps
+from tests.test_connectors_handoff import running, taps
 
 kafka, producer = kit.kafka, kit.producer  # the module's broker and connector producer
 FIXTURES = Path(__file__).parent / "fixtures" / "lns"
@@ -36,7 +36,7 @@ HEADER = "X-Livinglab-Secret"
 
 
 @contextmanager
-def running(webhook: Webhook) -> Iterator[int]:
+def serving(webhook: Webhook) -> Iterator[int]:
     """Serve `webhook` on a free port from a thread of its own; yields the port."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -81,7 +81,7 @@ def webhook(producer: Producer) -> Iterator[Webhook]:
 
 
 def test_uplinks_are_answered_once_kafka_has_them(webhook: Webhook, kafka: str) -> None:
-    with taps(kafka) as (uplinks, dead), running(webhook) as port:
+    with taps(kafka) as (uplinks, dead), serving(webhook) as port:
         assert post(port, "/tts", TTS, SECRETS["tts"]) == (
             200,
             {"dev_eui": "0004a30b001c0530", "f_cnt": 1},
@@ -102,7 +102,7 @@ def test_uplinks_are_answered_once_kafka_has_them(webhook: Webhook, kafka: str) 
 
 def test_other_events_are_acknowledged_and_ignored(webhook: Webhook, kafka: str) -> None:
     join_accept = {"end_device_ids": {"device_id": "dev1"}, "join_accept": {"session_key_id": "x"}}
-    with taps(kafka) as (uplinks, dead), running(webhook) as port:
+    with taps(kafka) as (uplinks, dead), serving(webhook) as port:
         for event in ("join", "status", "ack", "txack", "log", "location", "integration"):
             assert post(port, f"/chirpstack?event={event}", b"{}", SECRETS["chirpstack"]) == (
                 200,
@@ -116,7 +116,7 @@ def test_other_events_are_acknowledged_and_ignored(webhook: Webhook, kafka: str)
 
 
 def test_secrets_are_checked_per_integration(webhook: Webhook, kafka: str) -> None:
-    with taps(kafka) as (uplinks, dead), running(webhook) as port:
+    with taps(kafka) as (uplinks, dead), serving(webhook) as port:
         assert post(port, "/tts", TTS, None)[0] == 401
         assert post(port, "/tts", TTS, b"guess")[0] == 401
         assert post(port, "/tts", TTS, SECRETS["chirpstack"])[0] == 401  # the other one's
@@ -124,7 +124,7 @@ def test_secrets_are_checked_per_integration(webhook: Webhook, kafka: str) -> No
         assert post(port, "/chirpstack?event=up", CS4, SECRETS["tts"])[0] == 401
         assert uplinks.read() == [] and dead.read() == []
         only_tts = Webhook(webhook.handoff, {"tts": SECRETS["tts"]})
-    with running(only_tts) as port:
+    with serving(only_tts) as port:
         assert post(port, "/chirpstack?event=up", CS4, SECRETS["chirpstack"])[0] == 404
 
 
@@ -139,7 +139,7 @@ def test_junk_is_a_400_and_a_dead_letter(webhook: Webhook, kafka: str) -> None:
         json.dumps({**v4, "deviceInfo": {"devEui": "not hex"}}).encode(): "field",
         json.dumps({"hello": "world"}).encode(): "format",
     }
-    with taps(kafka) as (uplinks, dead), running(webhook) as port:
+    with taps(kafka) as (uplinks, dead), serving(webhook) as port:
         answers = [post(port, "/chirpstack?event=up", body, SECRETS["chirpstack"]) for body in junk]
         assert post(port, "/chirpstack", CS4, SECRETS["chirpstack"])[0] == 400  # no ?event=
         assert uplinks.read() == []
@@ -153,7 +153,7 @@ def test_junk_is_a_400_and_a_dead_letter(webhook: Webhook, kafka: str) -> None:
 
 def test_a_huge_chunked_body_is_cut_off_at_the_limit(webhook: Webhook, kafka: str) -> None:
     huge = b'{"pad": "' + b"x" * 1_000_000 + b'"}'
-    with taps(kafka) as (_, dead), running(webhook) as port:
+    with taps(kafka) as (_, dead), serving(webhook) as port:
         status, body = post(port, "/tts", huge, SECRETS["tts"], chunked=True)
         letters = dead.read()
     assert (status, body["error"]) == (413, "too_large")
@@ -165,7 +165,7 @@ def test_a_huge_chunked_body_is_cut_off_at_the_limit(webhook: Webhook, kafka: st
 def test_without_kafka_the_answer_is_503_and_the_bound_holds() -> None:
     nowhere = connector_producer(f"127.0.0.1:{free_port()}")
     hook = Webhook(Handoff(Ingress(nowhere, source="webhook"), limit=1), SECRETS, ack_timeout=0.2)
-    with running(hook) as port:
+    with serving(hook) as port:
         status, body = post(port, "/tts", TTS, SECRETS["tts"])
         assert (status, body["error"]) == (503, "kafka")  # not confirmed in time
         status, body = post(port, "/tts", TTS, SECRETS["tts"])
@@ -177,7 +177,7 @@ def test_without_kafka_the_answer_is_503_and_the_bound_holds() -> None:
 def test_secrets_never_reach_logs_or_answers(
     webhook: Webhook, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG), running(webhook) as port:
+    with caplog.at_level(logging.DEBUG), serving(webhook) as port:
         answers = [
             post(port, "/tts", TTS, SECRETS["tts"]),
             post(port, "/tts", TTS, SECRETS["chirpstack"]),
@@ -188,3 +188,17 @@ def test_secrets_never_reach_logs_or_answers(
     for secret in SECRETS.values():
         assert secret.decode() not in caplog.text
         assert all(secret.decode() not in json.dumps(body) for _, body in answers)
+
+
+def test_the_ingest_http_verb(kafka: str) -> None:
+    port = free_port()
+    env = {"LIVINGLAB_KAFKA": kafka, "LIVINGLAB_CHIRPSTACK_WEBHOOK_SECRET": "cli-s3cret"}
+    args = ("ingest", "http", "--listen", f"127.0.0.1:{port}")
+    with taps(kafka) as (uplinks, _):
+        with running(*args, env=env, ready="listening") as verb:
+            assert post(port, "/chirpstack?event=up", CS4, b"cli-s3cret")[0] == 200
+            assert post(port, "/chirpstack?event=up", CS4, b"cli-guess")[0] == 401
+            assert post(port, "/tts", TTS, b"cli-s3cret")[0] == 404  # no TTS secret set
+        assert verb.process.returncode == 0
+        assert [r["source"] for r in uplinks.read()] == ["chirpstack4"]
+    assert '"chirpstack.200": 1' in verb.text and "cli-s3cret" not in verb.text

@@ -97,7 +97,10 @@ def _alert_rows() -> str:
             f"('{still_open}', '{lab.id}', '{b}', 'flatline', 'info', 'open', {_ts(t1)}, "
             f"{_ts(t1)}, NULL, 3, 3, 'PM2.5 repeats the same value')"
         )
-    return "INSERT INTO alerts VALUES " + ", ".join(rows)
+    columns = (
+        "id, lab, sensor, kind, severity, state, ts, started, ended, value, threshold, message"
+    )
+    return f"INSERT INTO alerts ({columns}) VALUES " + ", ".join(rows)
 
 
 LDEN_DAY = date(2026, 10, 24)  # the night to 25 October has 9 hours (DST ends)
@@ -122,7 +125,11 @@ def _lden_rows() -> str:
             f"('lden-check', 's1', 'laeq', '1h', {_ts(t)}, {_ts(t + timedelta(hours=1))}, "
             f"{int(60 * cov)}, {cov}, {level}, {level - 5}, {level + 10}, 1)"
         )
-    return "INSERT INTO aggregates VALUES " + ", ".join(rows)
+    columns = (
+        "lab, sensor, quantity, window, window_start, window_end, count, coverage, mean, min, "
+        "max, version"
+    )
+    return f"INSERT INTO aggregates ({columns}) VALUES " + ", ".join(rows)
 
 
 @functools.cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from dashboards.grafana import Query
 from dashboards.layout import LabDashboard
 from dashboards.macros import QueryContext, VariableValue, render
 from dashboards.panels import REF_IDS
@@ -80,17 +81,21 @@ def variable_values(
     return values, results
 
 
+def _run(reader: Reader, result: Result, query: Query, ctx: QueryContext, values: dict) -> Result:
+    try:
+        result.columns, result.rows = reader.columns(render(query.sql, ctx, values))
+        result.missing = [c for c in query.columns if c not in result.columns]
+    except (StoreError, RuntimeError, ValueError) as exc:
+        result.error = str(exc)
+    return result
+
+
 def check_dashboard(reader: Reader, board: LabDashboard, ctx: QueryContext) -> list[Result]:
     values, results = variable_values(reader, board, ctx)
     for panel in board.panels:
-        title = panel.builder.build().title  # type: ignore[attr-defined]
+        title = panel.builder.build().title or ""  # type: ignore[attr-defined]
         for ref, query in zip(REF_IDS, panel.queries):
-            result = Result(board.uid, title or "", ref)
-            try:
-                columns, result.rows = reader.columns(render(query.sql, ctx, values))
-                result.columns = columns
-                result.missing = [c for c in query.columns if c not in columns]
-            except (StoreError, RuntimeError, ValueError) as exc:
-                result.error = str(exc)
-            results.append(result)
+            results.append(_run(reader, Result(board.uid, title, ref), query, ctx, values))
+    for query in board.annotations:
+        results.append(_run(reader, Result(board.uid, "annotations", "Alerts"), query, ctx, values))
     return results

@@ -23,7 +23,7 @@ from grafana_foundation_sdk.models.dashboard import (
 
 from dashboards import limits
 from dashboards import queries as q
-from dashboards.grafana import DATASOURCE
+from dashboards.grafana import DATASOURCE, Query, Target
 from dashboards.panels import PanelSpec, grid, lki, lki_now, series, unit_map
 from livinglab.registry import Lab
 
@@ -59,6 +59,7 @@ class LabDashboard:
     model: dict
     panels: tuple[PanelSpec, ...]
     variable_queries: dict[str, str]
+    annotations: tuple[Query, ...] = ()
 
 
 def variables(lab: Lab, with_quantity: bool) -> tuple[list, dict[str, str]]:
@@ -259,10 +260,22 @@ def lab_dashboard(lab: Lab, kind: str, on: date) -> LabDashboard:
     )
     for variable in found:
         builder.with_variable(variable)
+    annotations = (q.alert_annotations(),) if kind in ("noise", "air") else ()
+    for query in annotations:
+        builder.annotation(
+            db.AnnotationQuery()
+            .name("Alerts")
+            .datasource(DATASOURCE)
+            .enable(True)
+            .icon_color("red")
+            .target(Target("Alerts", query))  # type: ignore[arg-type]
+        )
     for panel in panels:
         builder.with_panel(panel.builder)  # type: ignore[arg-type]
     model = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
-    return LabDashboard(lab, kind, model["uid"], model, tuple(panels), variable_queries)
+    return LabDashboard(
+        lab, kind, model["uid"], model, tuple(panels), variable_queries, annotations
+    )
 
 
 def lab_dashboards(lab: Lab, on: date | None = None) -> list[LabDashboard]:

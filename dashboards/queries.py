@@ -134,6 +134,19 @@ LIMIT 500"""
     return Query(sql, ALERT_COLUMNS, table=True)
 
 
+def alert_annotations() -> Query:
+    """Alert episodes as Grafana annotations: a region from start to end (to the end of
+    the range while open), the unit and kind as tags."""
+    sql = f"""SELECT started AS time,
+  coalesce(ended, toDateTime64($__toTime, 3, 'UTC')) AS timeEnd,
+  concat(unit, ': ', message, ' (', severity, ')') AS text,
+  concat(unit, ',', kind, ',', severity) AS tags
+FROM ({_ALERT_EPISODES})
+WHERE state != 'resolved' OR updated >= $__fromTime
+ORDER BY time"""
+    return Query(sql, ("time", "timeEnd", "text", "tags"), table=True)
+
+
 def unit_state(lab: Lab) -> Query:
     """Latest state of every registered unit, with its position for the map: `ok`,
     `alert` (open alerts), `offline` (silent for 3 reporting intervals before the end of

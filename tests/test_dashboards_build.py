@@ -76,6 +76,8 @@ def test_every_panel_and_query_names_the_provisioned_datasource(built: Path) -> 
         for variable in board["templating"]["list"]:
             if variable["type"] == "query":
                 assert variable["datasource"] == expected
+        for annotation in board["annotations"].get("list", []):
+            assert annotation["datasource"] == annotation["target"]["datasource"] == expected
 
 
 def test_json_holds_exactly_the_queries_the_checks_run(built: Path) -> None:
@@ -91,6 +93,9 @@ def test_json_holds_exactly_the_queries_the_checks_run(built: Path) -> None:
                 for ref, query in zip("ABCDEFGH", panel.queries)
             ]
             assert queries == from_spec
+            annotations = [a["target"]["rawSql"] for a in on_disk["annotations"].get("list", [])]
+            assert annotations == [query.sql for query in spec.annotations]
+            assert bool(annotations) == (spec.kind in ("noise", "air"))  # alerts on time lines
 
 
 def test_overrides_name_columns_of_their_queries() -> None:

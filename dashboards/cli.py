@@ -7,20 +7,33 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from livinglab.config import ENV_CLICKHOUSE, Settings
 from livinglab.registry import Lab, Registry, load_registry
+
+if TYPE_CHECKING:
+    from dashboards.layout import LabDashboard
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(data_dir=args.data_dir, registry=args.registry)
 
 
+class _UsageError(Exception):
+    """A command line that names something the registry does not have."""
+
+
 def _labs(registry: Registry, lab_id: str | None) -> list[Lab]:
-    return [registry.lab(lab_id)] if lab_id else list(registry.labs)
+    if lab_id is None:
+        return list(registry.labs)
+    try:
+        return [registry.lab(lab_id)]
+    except KeyError as exc:
+        raise _UsageError(exc.args[0]) from None
 
 
-def _boards(args: argparse.Namespace) -> tuple[Settings, list]:
+def _boards(args: argparse.Namespace) -> tuple[Settings, list[LabDashboard]]:
     from dashboards.layout import lab_dashboards
 
     settings = _settings(args)
@@ -97,7 +110,7 @@ def _report(args: argparse.Namespace) -> int:
     from dashboards.report import write_report
 
     settings = _settings(args)
-    lab = load_registry(settings.registry).lab(args.lab)
+    [lab] = _labs(load_registry(settings.registry), args.lab)
     try:
         reader = Reader(settings)
     except NoStore as exc:
@@ -110,13 +123,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _handled(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Unknown lab ids are a usage error with the known ones listed."""
+    """Unknown lab ids are a usage error (exit 2) that lists the known ones."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except KeyError as exc:
-            print(f"error: {exc.args[0]}", file=sys.stderr)
+        except _UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
 
     return run

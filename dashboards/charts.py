@@ -112,6 +112,8 @@ def daily_bars(
     _lines(ax, lines)
     handles = ax.get_legend_handles_labels()[0]
     handles += [Patch(color=colours(j), label=unit) for j, unit in enumerate(units)]
+    if faded & values.keys():
+        handles.append(Patch(color="grey", alpha=0.35, label="pale: incomplete day"))
     ax.set_xticks(range(len(days)), days, rotation=0 if len(days) <= 7 else 45)
     ax.set_xlim(-0.6, len(days) - 0.4)
     ax.set_ylabel(ylabel)

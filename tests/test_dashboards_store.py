@@ -35,6 +35,8 @@ from streams.science.acoustics import day_levels
 from streams.science.airquality import lki_subindex, lki_total
 from tests.conftest import ROOT, livinglab
 
+pytestmark = pytest.mark.slow  # runs the demo on the embedded stack
+
 DEMO_START = datetime(2026, 11, 20, 17, 30, tzinfo=UTC)
 DEMO_HOURS = 5
 TZ = "Europe/Amsterdam"

@@ -19,6 +19,8 @@ from livinglab.registry import load_registry
 from tests.conftest import ROOT, livinglab
 from tests.test_dashboards_store import EMBEDDED_ENV, demo_store
 
+pytestmark = pytest.mark.slow  # runs the demo on the embedded stack
+
 REGISTRY = load_registry()
 DAYS = 2  # short enough for hourly coverage cells
 

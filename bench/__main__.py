@@ -1,0 +1,158 @@
+"""`python -m bench`: our pipeline against Quix Streams, a naive Faust agent and a bare
+consumer on the same input, a scale-out run and a memory run; prints one JSON object.
+
+Progress goes to stderr. The defaults are the full run (several minutes on two cores);
+`--smoke` is the tiny configuration CI runs to check the shape of the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.contenders import BARE, FAUST, QUIX, Contender, ours
+from bench.harness import Plan, fresh_broker, log, trial
+from bench.inprocess import processor_rate, write_records
+from bench.workload import START_MS, registry_document, simulate, synthetic_registry, uplink_records
+from livinglab.processes import python_module
+from livinglab.registry import parse_registry
+
+COPIES_PER_FRAME = 1.5  # two gateways per lab: each frame is heard once or twice
+TARGETS = {
+    "ours_vs_quix_throughput_x": 3.0,
+    "ours_uplinks_per_s_per_worker": 50_000,
+    "ours_p99_ms_at_offered_load": 1000,
+    "two_workers_vs_one_x": 1.7,
+    "memory_100k_units_rss_mib": 1024,
+}
+SMOKE = {
+    "units": 20,
+    "uplinks": 300,
+    "rate": 200,
+    "latency_seconds": 1.0,
+    "memory_units": 100,
+    "timeout": 40.0,
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--units", type=int, default=2000, help="units in the synthetic registry")
+    p.add_argument("--uplinks", type=int, default=150_000, help="preloaded uplinks (throughput)")
+    p.add_argument("--rate", type=int, default=5000, help="offered uplinks/s in the latency run")
+    p.add_argument("--latency-seconds", type=float, default=10.0, help="length of the paced run")
+    p.add_argument("--partitions", type=int, default=4, help="partitions of every topic")
+    p.add_argument("--memory-units", type=int, default=100_000, help="units of the memory run")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per throughput run")
+    p.add_argument(
+        "--contenders",
+        default="ours-1w,quix,faust,bare,ours-2w",
+        help="comma-separated subset of ours-1w, ours-2w, quix, faust, bare",
+    )
+    p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness works")
+    args = p.parse_args(argv)
+    if args.smoke:
+        for name, value in SMOKE.items():
+            setattr(args, name, value)
+    return args
+
+
+def contenders(names: str) -> list[Contender]:
+    known = {c.name: c for c in (ours(1), ours(2), QUIX, FAUST, BARE)}
+    return [known[name] for name in names.split(",")]
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def memory_run(units: int, workdir: Path) -> dict[str, Any]:
+    """Two one-minute uplinks per unit across an hour boundary, processed in a child."""
+    registry = parse_registry(registry_document(units, gateways=1), workdir / "memory.yaml")
+    records = workdir / "memory.records"
+    write_records(records, (r for r, _ in uplink_records(registry, 2, start_ms=START_MS - 60_000)))
+    log(f"memory run: {units} units")
+    argv = python_module("bench.inprocess", str(records), str(units))
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600)
+    return json.loads(out.stdout)
+
+
+def verdicts(report: dict[str, Any]) -> dict[str, Any]:
+    """Each target with the measured figure next to it."""
+    c = report["contenders"]
+
+    def tput(name: str) -> float | None:
+        return c.get(name, {}).get("throughput", {}).get("uplinks_per_s")
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 2) if a and b else None
+
+    p99 = c.get("ours-1w", {}).get("latency", {}).get("latency_ms", {}).get("p99")
+    measured = {
+        "ours_vs_quix_throughput_x": ratio(tput("ours-1w"), tput("quix")),
+        "ours_uplinks_per_s_per_worker": tput("ours-1w"),
+        "ours_p99_ms_at_offered_load": p99,
+        "two_workers_vs_one_x": ratio(tput("ours-2w"), tput("ours-1w")),
+        "memory_100k_units_rss_mib": report.get("memory", {}).get("projected_rss_full_day_mib"),
+    }
+    lower_is_better = {"ours_p99_ms_at_offered_load", "memory_100k_units_rss_mib"}
+    out = {}
+    for name, target in TARGETS.items():
+        value = measured[name]
+        met = (
+            None
+            if value is None
+            else (value <= target if name in lower_is_better else value >= target)
+        )
+        out[name] = {"target": target, "measured": value, "met": met}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_at_start": load()}}
+    with tempfile.TemporaryDirectory(prefix="livinglab-bench-") as tmp:
+        work = Path(tmp)
+        registry_path = work / "registry.yaml"
+        registry = synthetic_registry(args.units, registry_path)
+        paced = int(args.rate * args.latency_seconds)
+        minutes = (args.uplinks + paced) / (args.units * COPIES_PER_FRAME) + 2
+        log(f"simulating {minutes:.0f} min of {args.units} units")
+        uplinks = simulate(registry, minutes)
+        preloaded = min(args.uplinks, len(uplinks.records) - paced)
+        plan = Plan(uplinks, preloaded, args.rate, args.timeout)
+        report["input"] = {
+            "units": args.units,
+            "partitions": args.partitions,
+            "preloaded_uplinks": preloaded,
+            "preloaded_frames": len(set(uplinks.frames[:preloaded])),
+            "paced_uplinks": len(plan.paced),
+            "offered_uplinks_per_s": args.rate,
+            "mean_uplink_bytes": round(
+                sum(len(r.value) for r in uplinks.records) / len(uplinks.records)
+            ),
+        }
+        extra = [f"bench.{c.name}.{t}" for c in (QUIX, FAUST) for t in ("readings", "aggregates")]
+        report["contenders"] = {}
+        for contender in contenders(args.contenders):
+            with fresh_broker(
+                work / contender.name, args.partitions, registry, registry_path, extra
+            ) as b:
+                report["contenders"][contender.name] = trial(contender, b, plan)
+        log("our processing alone (no Faust, no Kafka)")
+        report["ours_processor_only"] = processor_rate(registry, uplinks.records[:preloaded])
+        report["memory"] = memory_run(args.memory_units, work)
+    report["machine"]["load_at_end"] = load()
+    report["targets"] = verdicts(report)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,9 +16,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connectors.handoff import DEFAULT_LIMIT, Handoff, connector_producer
 from connectors.ingress import Ingress
@@ -252,7 +252,8 @@ def _gateway_udp(args: argparse.Namespace) -> int:
     )
     if not bridge.gateways:
         log.warning("udp bridge: the registry lists no gateways; every datagram will be ignored")
-    asyncio.run(_run_bridge(bridge, args.listen, args.report_every))
+    if not _listen(_run_bridge(bridge, args.listen, args.report_every), args.listen):
+        return 2
     try:
         ingress.flush()
     except RuntimeError as exc:
@@ -273,6 +274,16 @@ async def _run_bridge(bridge: UdpBridge, listen: tuple[str, int], report_every: 
             log.info("udp bridge: %s", json.dumps(bridge.report()))
     finally:
         transport.close()  # flushes the frames still in their dedup window
+
+
+def _listen(server: Coroutine[Any, Any, None], listen: tuple[str, int]) -> bool:
+    """Run a server until a signal stops it; False (after saying why) if it cannot listen."""
+    try:
+        asyncio.run(server)
+    except OSError as exc:
+        print(f"error: cannot listen on {listen[0]}:{listen[1]}: {exc.strerror}", file=sys.stderr)
+        return False
+    return True
 
 
 async def _stopped(stop: asyncio.Event, within: float) -> bool:
@@ -346,8 +357,7 @@ def _ingest_http(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         ack_timeout=args.ack_timeout,
     )
-    asyncio.run(_run_webhook(webhook, args.listen, args.report_every))
-    return 0
+    return 0 if _listen(_run_webhook(webhook, args.listen, args.report_every), args.listen) else 2
 
 
 async def _run_webhook(webhook: Webhook, listen: tuple[str, int], report_every: float) -> None:
@@ -379,7 +389,10 @@ def _decode(args: argparse.Namespace) -> int:
         stream = (
             sys.stdin.buffer if args.file == "-" else stack.enter_context(open(args.file, "rb"))
         )
-        for result in decode_stream(stream, registry):
-            failed += "error" in result
-            print(json.dumps(result), flush=True)
+        try:
+            for result in decode_stream(stream, registry):
+                failed += "error" in result
+                print(json.dumps(result), flush=True)
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if failed else 0

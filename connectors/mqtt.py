@@ -25,6 +25,8 @@ import paho.mqtt.client as mqtt
 from confluent_kafka import KafkaError
 
 from connectors.handoff import Handoff
+from connectors.ingress import OnDelivery
+from connectors.lns import IngressError
 
 log = logging.getLogger(__name__)
 
@@ -191,13 +193,10 @@ class MqttIngest:
                 )
                 self.stopped.set()
 
-        while not self.stopped.is_set():  # no room: stop reading, the broker keeps the rest
-            if (
-                self.handoff.offer(
-                    lambda cb: self.handoff.ingress.admit(message.payload, origin, cb),
-                    done,
-                    wait=0.5,
-                )
-                is not None
-            ):
+        def send(on_delivery: OnDelivery) -> dict[str, Any] | IngressError:
+            return self.handoff.ingress.admit(message.payload, origin, on_delivery)
+
+        # No room: paho's thread waits here, so it stops reading and the broker keeps the rest.
+        while not self.stopped.is_set():
+            if self.handoff.offer(send, done, wait=0.5) is not None:
                 return

@@ -9,6 +9,9 @@ Protocol choices (Lora-net/packet_forwarder PROTOCOL.TXT):
   that this server does not take its traffic, and a stranger cannot fill Kafka with dead letters.
 - While more than `max_backlog` messages wait for Kafka, PUSH_DATA carrying packets is dropped,
   counted and not acknowledged: UDP cannot push back, so memory stays bounded instead.
+- A datagram from a registered gateway that cannot be read is dead-lettered and not
+  acknowledged; a readable PUSH_DATA is acknowledged even when single rxpk entries are not
+  (those are dead-lettered one by one).
 - TX_ACK is counted, an error in it logged (this bridge sends no downlinks yet).
 - rxpk with `stat` -1 (CRC failed) are radio noise: counted per gateway and dropped.
 
@@ -57,7 +60,7 @@ _MAX_STRANGERS_LOGGED = 1024
 class GatewayState:
     """What the bridge knows about one registered gateway."""
 
-    address: tuple[str, int] | None = None  # where its datagrams come from (downlinks go there)
+    address: tuple[Any, ...] | None = None  # where its datagrams come from (downlinks go there)
     last_seen: float | None = None  # epoch seconds
     stat: GatewayStat | None = None  # its last status report
     counts: Counter[str] = field(default_factory=Counter)
@@ -153,13 +156,11 @@ class UdpBridge(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         reply = self.handle(data, addr)
         if reply is not None and self._transport is not None:
             self._transport.sendto(reply, addr)
-        if self._pending and self._timer is None:
-            delay = next(iter(self._pending.values())).deadline - time.monotonic()
-            self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._on_timer)
+        self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
@@ -167,15 +168,19 @@ class UdpBridge(asyncio.DatagramProtocol):
             self._timer = None
         self.flush()
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.flush(time.monotonic())
-        if self._pending:
+    def _arm(self) -> None:
+        """One timer, for the oldest frame's window: frames arrive in deadline order."""
+        if self._pending and self._timer is None:
             delay = next(iter(self._pending.values())).deadline - time.monotonic()
             self._timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._on_timer)
 
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush(time.monotonic())
+        self._arm()
+
     # -- datagrams -------------------------------------------------------------------------
-    def handle(self, data: bytes, addr: tuple[str, int]) -> bytes | None:
+    def handle(self, data: bytes, addr: tuple[Any, ...]) -> bytes | None:
         """Take one datagram; returns the answer to send back, if any."""
         self.stats["datagrams"] += 1
         eui = data[4:12].hex() if len(data) >= 12 else ""
@@ -250,7 +255,7 @@ class UdpBridge(asyncio.DatagramProtocol):
         else:  # the same gateway twice (two concentrators hearing one frame)
             self.stats["copies_repeated"] += 1
 
-    def _stranger(self, eui: str, addr: tuple[str, int]) -> None:
+    def _stranger(self, eui: str, addr: tuple[Any, ...]) -> None:
         self.stats["unknown_gateway" if eui else "unreadable_header"] += 1
         if eui not in self._strangers and len(self._strangers) < _MAX_STRANGERS_LOGGED:
             self._strangers.add(eui)

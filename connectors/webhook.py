@@ -54,6 +54,8 @@ _TTS_OTHER = (
 
 @dataclass(frozen=True)
 class Answer:
+    """What the network server gets back: a status and a small JSON body saying why."""
+
     status: int
     body: dict[str, Any]
 

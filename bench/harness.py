@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka.admin import AdminClient, NewTopic
+
 from bench.contenders import BARE, Broker, Contender, ours_stack, peer_dir, start_peer
 from bench.contenders.bare import READY, RESULT
 from bench.measure import CommitWatch, Frame, Observer, latencies_ms, peak_rss_mib
@@ -69,10 +71,17 @@ class Plan:
 def fresh_broker(
     workdir: Path, partitions: int, registry: Registry, registry_path: Path, extra: list[str]
 ) -> Iterator[Broker]:
-    """A memory-only Tansu broker with the platform's topics and the peers' outputs."""
+    """A memory-only Tansu broker with the platform's topics and the peers' outputs.
+
+    The input topic states its retention: Quix Streams derives its changelog topics'
+    settings from it, and Tansu only describes settings given at creation."""
     workdir.mkdir(parents=True, exist_ok=True)
     tansu, bootstrap = start_tansu(workdir / "logs" / "tansu.log")
     try:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(UPLINKS, partitions, 1, config={"retention.ms": "-1"})])[
+            UPLINKS
+        ].result()
         topics = [*topics_for(lab.id for lab in registry.labs), *extra]
         create_topics(bootstrap, topics, partitions)
         yield Broker(bootstrap, partitions, registry, registry_path, workdir)
@@ -134,10 +143,9 @@ def wait_done(run: Running, b: Broker, observer: Observer | None, timeout: float
         if run.contender is BARE:
             if (peer_dir(BARE, b) / READY).exists():
                 return True
-        elif observer.idle_for() > QUIET_S and not group_lag(
-            b.kafka, run.contender.group, [UPLINKS]
-        ):
-            return True
+        elif observer.arrivals and observer.idle_for() > QUIET_S:
+            if not group_lag(b.kafka, run.contender.group, [UPLINKS]):
+                return True
         time.sleep(0.2)
     return False
 

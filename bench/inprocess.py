@@ -5,9 +5,8 @@ state serialised for the changelog. Two uses:
 - the processor-only rate on the throughput input, which splits the worker's cost into
   our processing and the runtime around it;
 - the memory run (`python -m bench.inprocess RECORDS_FILE UNITS`, a child process so
-  that its RSS is the state's): 100,000 one-minute units whose input crosses an hour, so
-  every unit has a closed hour and an open one, then extra closed hours added per unit
-  to measure what one more closed hour costs in memory, and from that a whole day's.
+  that its RSS is the state's): the per-unit state of 100,000 one-minute units after
+  uplinks that cross an hour boundary (so every unit has windows open in two hours).
 """
 
 from __future__ import annotations
@@ -32,15 +31,13 @@ from streams.app import BATCH
 from streams.processor import PartitionProcessor
 
 _LENGTHS = struct.Struct("<II")
-EXTRA_HOURS = 3  # closed hours added per unit to measure the cost of one
-DAY_HOURS = 24
 
 
 def drive(
-    registry: Registry, records: Iterable[Record], partitions: int = 4, lateness_ms: int = 900_000
+    registry: Registry, records: Iterable[Record], partitions: int = 4
 ) -> tuple[dict[str, Any], int]:
     """Process everything; returns the per-device state mapping and the outputs' count."""
-    devices: dict[str, Any] = {}
+    devices: dict[str, Any] = {}  # the worker's Faust tables are dicts like these (memory://)
     meta: dict[str, Any] = {}
     offsets = [0] * partitions
     outputs = 0
@@ -51,9 +48,7 @@ def drive(
             by_partition[p].append((offsets[p], record))
             offsets[p] += 1
         for p, items in by_partition.items():
-            proc = PartitionProcessor(
-                registry=registry, partition=p, devices=devices, meta=meta, lateness_ms=lateness_ms
-            )
+            proc = PartitionProcessor(registry=registry, partition=p, devices=devices, meta=meta)
             for offset, record in items:
                 proc.handle(offset, record.key, record.value, record.headers)
             proc.end_batch()
@@ -111,42 +106,27 @@ def rss_mib() -> float:
 
 
 def memory_run(records_file: Path, units: int) -> dict[str, Any]:
-    """See the module doc. Lateness 0: each hour closes as soon as the next one starts,
-    which gives the state of a late-running day without simulating the whole day."""
+    """See the module doc: the RSS before and after the state is built."""
     registry = parse_registry(registry_document(units, gateways=1), Path("<memory run>"))
     gc.collect()
     baseline = rss_mib()
     started = time.perf_counter()
-    devices, _ = drive(registry, read_records(records_file), lateness_ms=0)
+    devices, _ = drive(registry, read_records(records_file))
     seconds = time.perf_counter() - started
     gc.collect()
-    with_state, peak = rss_mib(), peak_rss_mib(os.getpid())
-    closed = [k for k in devices if k.count("/") == 2 and k.split("/")[1] == "3600"]
-    units_with = {k.split("/")[0] for k in closed}
-    open_hours = sum(len(v.get("w", {})) for v in devices.values() if isinstance(v, dict))
-    for key in closed:  # more closed hours of the same size, as a day's would be
-        dev_eui, size, start = key.split("/")
-        for h in range(1, EXTRA_HOURS + 1):
-            value = devices[key]
-            devices[f"{dev_eui}/{size}/{int(start) - h * 3_600_000}"] = value[:-1] + value[-1:]
-    gc.collect()
-    per_hour = (rss_mib() - with_state) * 2**20 / (len(closed) * EXTRA_HOURS) if closed else 0
-    day_mib = with_state + units * (DAY_HOURS - 1) * per_hour / 2**20
+    with_state = rss_mib()
+    serialised = sum(len(json.dumps(v, separators=(",", ":"))) for v in devices.values())
     return {
         "units": units,
         "uplinks": sum(1 for _ in read_records(records_file)),
         "seconds": round(seconds, 1),
-        "units_with_closed_hour": len(units_with),
-        "open_windows": open_hours,
+        "state_entries": len(devices),
+        "state_serialised_mib": round(serialised / 2**20, 1),
         "rss_baseline_mib": round(baseline, 1),
         "rss_with_state_mib": round(with_state, 1),
         "state_mib": round(with_state - baseline, 1),
-        "peak_rss_mib": peak,
-        "closed_hour_bytes_in_memory": round(per_hour),
-        "closed_hour_serialised_bytes": round(sum(len(devices[k]) for k in closed) / len(closed))
-        if closed
-        else None,
-        "projected_rss_full_day_mib": round(day_mib),
+        "state_bytes_per_unit": round((with_state - baseline) * 2**20 / units),
+        "peak_rss_mib": peak_rss_mib(os.getpid()),
     }
 
 

@@ -76,10 +76,10 @@ class Observer(threading.Thread):
         self.arrivals: list[float] = []
         self.first_seen: dict[Frame, float] = {}
         self.position: dict[Frame, tuple[int, int]] = {}  # partition, offset of first record
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             messages = self.consumer.consume(num_messages=10_000, timeout=0.05)
             now = time.time()
             for msg in messages:
@@ -93,7 +93,7 @@ class Observer(threading.Thread):
         self.consumer.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
     def idle_for(self) -> float:
@@ -113,10 +113,10 @@ class CommitWatch(threading.Thread):
         self.history: dict[int, tuple[list[int], list[float]]] = {
             p: ([], []) for p in range(partitions)
         }
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.every_s):
+        while not self._halt.wait(self.every_s):
             try:
                 committed = self.consumer.committed(self.tps, timeout=5)
             except Exception:  # the group is not known yet: nothing committed
@@ -130,7 +130,7 @@ class CommitWatch(threading.Thread):
         self.consumer.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
     def stored_at(self, partition: int, offset: int) -> float | None:

@@ -100,5 +100,8 @@ def start_peer(contender: Contender, broker: Broker, expect: int, preloaded: int
         module = f"bench.contenders.{contender.name}_job"
         prefix = f"bench.{contender.name}."
         argv = python_module(module, broker.kafka, UPLINKS, contender.group, prefix, str(state))
-    env = {"LIVINGLAB_REGISTRY": str(broker.registry_path)}
+    env = {
+        "LIVINGLAB_REGISTRY": str(broker.registry_path),
+        "LIVINGLAB_PARTITIONS": str(broker.partitions),
+    }
     return Child(contender.name, argv, broker.workdir / "logs" / f"{contender.name}.log", env)

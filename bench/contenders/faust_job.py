@@ -26,6 +26,7 @@ def create_app(broker: str, source: str, group: str, prefix: str, state_dir: str
         group,
         broker=f"kafka://{broker}",
         store="memory://",
+        topic_partitions=int(os.environ.get("LIVINGLAB_PARTITIONS", "4")),
         topic_replication_factor=1,
         # Tansu holds a group join for the whole rebalance timeout: keep these short.
         broker_session_timeout=6.0,
@@ -60,7 +61,7 @@ def create_app(broker: str, source: str, group: str, prefix: str, state_dir: str
                 continue
             key = dev_eui.encode()
             await readings.send(key=key, value=job.encode(item))
-            acc = hours[dev_eui]
+            acc = hours.get(dev_eui)
             if acc is not None and acc["start"] < job.hour_start(item["ts"]):
                 await aggregates.send(key=key, value=job.encode(job.hour_record(acc)))
                 acc = None

@@ -175,6 +175,9 @@ def trial(contender: Contender, b: Broker, plan: Plan) -> dict[str, Any]:
         if thread:
             thread.stop()
     result["peak_rss_mib"] = run.rss
+    if contender is BARE:
+        peak = json.loads((peer_dir(BARE, b) / RESULT).read_text())["peak_rss_mib"]
+        result["peak_rss_mib"] = {"bare": peak, "total": peak}
     return result
 
 

@@ -12,13 +12,14 @@ of the records after them.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from confluent_kafka import Consumer
 
-from bench.measure import percentiles
+from bench.measure import peak_rss_mib, percentiles
 from livinglab.kafka import consumer_config
 
 TIMEOUT_S = 120.0
@@ -43,7 +44,11 @@ def main(broker: str, topic: str, group: str, expect: int, preloaded: int, out: 
                 marks = {"at10": arrivals[preloaded // 10], "last": now}
                 (out / READY).write_text(json.dumps(marks))
     consumer.close()
-    result = {"consumed": len(arrivals), "latency_ms": percentiles(latencies)}
+    result = {
+        "consumed": len(arrivals),
+        "latency_ms": percentiles(latencies),
+        "peak_rss_mib": peak_rss_mib(os.getpid()),  # the harness cannot read it after exit
+    }
     (out / RESULT).write_text(json.dumps(result))
 
 

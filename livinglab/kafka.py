@@ -9,20 +9,25 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 UPLINKS = "lorawan.uplinks"
 READINGS = "readings"
 AGGREGATES = "aggregates"
 DEADLETTER = "deadletter"
+ALERTS_PREFIX = "alerts."  # + lab id: one JSON alert topic per lab, for its municipality
+ALERT_TOPICS = "^alerts\\..+"  # subscription pattern: every lab's alert topic
+PEERS = "alerting.peers"  # internal: units' hourly means and fog triggers, keyed by lab
+ALERTING_CONTROL = "alerting.control"  # internal: "every reading so far is in" per partition
 WORKER_GROUP = "livinglab-streams"
 SINK_GROUP = "livinglab-sink"
 CONTROL_HEADER = "ll-control"
 
 
 def topics_for(lab_ids: Iterable[str]) -> list[str]:
-    return [UPLINKS, READINGS, AGGREGATES, DEADLETTER, *(f"alerts.{lab}" for lab in lab_ids)]
+    alerts = (f"{ALERTS_PREFIX}{lab}" for lab in lab_ids)
+    return [UPLINKS, READINGS, AGGREGATES, DEADLETTER, PEERS, ALERTING_CONTROL, *alerts]
 
 
 def producer_config(bootstrap: str, **extra: object) -> dict[str, object]:
@@ -85,17 +90,58 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
             for p in meta.topics[t].partitions
         ]
         committed = consumer.committed(tps, timeout=10)
+        ends = end_offsets(bootstrap, tps)
         lag = 0
         for tp in committed:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-            if high == 0:
+            end = ends[(tp.topic, tp.partition)]
+            if end == 0:
                 continue
             if tp.offset < 0:
                 return -1
-            lag += max(0, high - tp.offset)
+            lag += max(0, end - tp.offset)
         return lag
     finally:
         consumer.close()
+
+
+def end_offsets(bootstrap: str, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
+    """The offset after the last record of each partition.
+
+    Not the broker's high watermark alone: Tansu reports the last *batch's* base offset
+    + 1 there, which undercounts by the rest of that batch. So the last batch is read
+    and its last record's offset taken.
+    """
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "livinglab-end-offsets",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        ends: dict[tuple[str, int], int] = {}
+        tail: list[TopicPartition] = []
+        for tp in tps:
+            _, high = reader.get_watermark_offsets(tp, timeout=10, cached=False)
+            ends[(tp.topic, tp.partition)] = high
+            if high > 0:
+                tail.append(TopicPartition(tp.topic, tp.partition, high - 1))
+        if not tail:
+            return ends
+        reader.assign(tail)
+        pending = {(tp.topic, tp.partition) for tp in tail}
+        deadline = time.monotonic() + 10
+        while pending and time.monotonic() < deadline:
+            for msg in reader.consume(num_messages=10_000, timeout=0.2):
+                key = (msg.topic(), msg.partition())
+                if msg.error() is None:
+                    ends[key] = max(ends[key], msg.offset() + 1)
+                elif msg.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(key)
+        return ends
+    finally:
+        reader.close()
 
 
 def wait_drained(
@@ -120,3 +166,13 @@ def wait_drained(
 
 def new_producer(bootstrap: str, **extra: object) -> Producer:
     return Producer(producer_config(bootstrap, **extra))
+
+
+def produce(producer: Producer, topic: str, key: bytes, value: bytes, headers: list) -> None:
+    """Produce, waiting for deliveries while the local queue is full (backpressure)."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, headers=headers)
+            return
+        except BufferError:
+            producer.poll(0.05)

@@ -1,0 +1,69 @@
+"""The performance harness (`python -m bench`) runs end to end in its tiny configuration
+and prints the JSON shape docs/performance.md describes. Figures are not checked here:
+benchmarks measure, tests do not time (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("quixstreams")
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENDERS = ("ours-1w", "quix", "faust", "bare", "ours-2w")
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout)
+
+
+def test_every_contender_gets_through_both_runs(report: dict) -> None:
+    assert set(report["contenders"]) == set(CONTENDERS)
+    for name, trial in report["contenders"].items():
+        assert trial["throughput"]["finished"], name
+        assert trial["throughput"]["uplinks_per_s"] > 0, name
+        assert trial["latency"]["latency_ms"]["n"] > 0, name
+        assert trial["latency"]["latency_ms"]["p99"] >= trial["latency"]["latency_ms"]["p50"]
+        assert trial["peak_rss_mib"]["total"] > 0, name
+
+
+def test_readings_arrive_for_every_frame(report: dict) -> None:
+    frames = report["input"]["preloaded_frames"]
+    for name in ("quix", "faust"):  # one reading per frame: gateway copies are dropped
+        assert report["contenders"][name]["throughput"]["readings"] == frames
+    for name in ("ours-1w", "ours-2w"):  # a late copy re-emits its reading, merged
+        assert report["contenders"][name]["throughput"]["readings"] >= frames
+        latency = report["contenders"][name]["latency"]
+        assert latency["missing"] == 0
+        assert latency["to_readings_topic_ms"]["p50"] <= latency["latency_ms"]["p50"]
+    assert report["contenders"]["ours-2w"]["peak_rss_mib"].keys() >= {"worker-0", "worker-1"}
+
+
+def test_processor_memory_and_targets(report: dict) -> None:
+    assert report["ours_processor_only"]["uplinks_per_s"] > 0
+    memory = report["memory"]
+    assert memory["state_entries"] >= memory["units"] > 0
+    assert memory["rss_with_state_mib"] >= memory["rss_baseline_mib"]
+    assert set(report["targets"]) == {
+        "ours_vs_quix_throughput_x",
+        "ours_uplinks_per_s_per_worker",
+        "ours_p99_ms_at_offered_load",
+        "two_workers_vs_one_x",
+        "memory_100k_units_rss_mib",
+    }
+    for verdict in report["targets"].values():
+        assert verdict["measured"] is not None
+        assert verdict["met"] in (True, False)

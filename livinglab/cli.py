@@ -43,6 +43,15 @@ def _start_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _scenarios(text: str) -> tuple[str, ...]:
+    from livinglab.simulator.scenarios import parse_kinds
+
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livinglab",
@@ -76,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated start time, ISO 8601 (default: H hours before this hour)",
     )
     demo.add_argument("--workers", type=int, default=1, help="stream worker processes")
+    demo.add_argument(
+        "--scenarios",
+        type=_scenarios,
+        default=(),
+        metavar="KINDS",
+        help="inject labelled anomaly episodes: 'standard' or some of fireworks, stuck, dead, "
+        "construction, fog, drift (comma-separated); ground truth in DATA_DIR/ground_truth.json",
+    )
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     _common(demo)
 
@@ -240,7 +257,14 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.verb == "demo":
             result = run_demo(
-                settings, registry, args.hours, args.speed, args.seed, args.start, args.workers
+                settings,
+                registry,
+                args.hours,
+                args.speed,
+                args.seed,
+                args.start,
+                args.workers,
+                scenarios=args.scenarios,
             )
         else:
             if str(args.file) != "-" and not args.file.exists():

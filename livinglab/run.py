@@ -8,20 +8,23 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from connectors.ingress import Ingress
+from connectors.merge import CopyMerger
 from livinglab.config import Settings
 from livinglab.kafka import WORKER_GROUP
 from livinglab.registry import Registry
 from livinglab.simulator.fleet import fleet_messages
+from livinglab.simulator.scenarios import Injector, ground_truth, plan
 from livinglab.stack import Stack
 
 HOUR_MS = 3_600_000
+GROUND_TRUTH = "ground_truth.json"
 
 
 @dataclass
@@ -89,13 +92,14 @@ def _feed(
     describe: Any,
 ) -> int:
     n = 0
+    merger = CopyMerger(ingress)  # copies of a frame arriving together become one uplink
     for n, (body, origin) in enumerate(messages, 1):
-        ingress.submit(body, origin)
+        merger.submit(body, origin)
         if n % 2000 == 0:
             ingress.producer.poll(0)
             progress(describe(n))
             stack.check_alive()
-    ingress.flush()
+    merger.flush()
     stack.end_of_input(ingress.producer)
     return n
 
@@ -121,20 +125,34 @@ def run_demo(
     start: datetime | None,
     workers: int,
     out: TextIO = sys.stderr,
+    scenarios: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """``scenarios``: kinds of labelled episodes to inject (livinglab/simulator/scenarios.py);
+    their ground truth goes to data_dir/ground_truth.json."""
     if start is None:
         now = int(time.time() * 1000)
         start_ms = now - now % HOUR_MS - int(hours * HOUR_MS)
     else:
         start_ms = int(start.timestamp() * 1000)
     end_ms = start_ms + int(hours * HOUR_MS)
+    effects, truth = None, None
+    if scenarios:
+        try:
+            episodes = plan(registry, start_ms, end_ms, scenarios, seed)
+        except ValueError as exc:
+            raise SystemExit(f"error: --scenarios: {exc}") from None
+        effects = Injector(episodes, seed)
+        truth = settings.data_dir / GROUND_TRUTH
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        labels = ground_truth(registry, episodes, start_ms, end_ms, seed, scenarios)
+        truth.write_text(json.dumps(labels, indent=1))
     progress = Progress(out)
     wall0 = time.monotonic()
     frames: set[tuple[str, int]] = set()
     sim_at = [start_ms]
 
     def paced() -> Iterator[tuple[bytes, str]]:
-        for msg in fleet_messages(registry, start_ms, end_ms, seed):
+        for msg in fleet_messages(registry, start_ms, end_ms, seed, effects):
             if speed > 0:  # simulated seconds per wall second
                 ahead = (msg.deliver_at - start_ms) / 1000 / speed - (time.monotonic() - wall0)
                 if ahead > 0:
@@ -168,6 +186,7 @@ def run_demo(
         "start": datetime.fromtimestamp(start_ms / 1000, UTC).isoformat(),
         "hours": hours,
         "seed": seed,
+        **({"scenarios": list(scenarios), "ground_truth": str(truth)} if truth else {}),
         "wall_seconds": round(time.monotonic() - wall0, 2),
         "data_dir": str(settings.data_dir),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import urllib.request
 from collections.abc import Callable
@@ -21,7 +22,9 @@ from confluent_kafka import Producer
 from livinglab.config import Settings
 from livinglab.kafka import (
     AGGREGATES,
+    ALERTING_CONTROL,
     DEADLETTER,
+    PEERS,
     READINGS,
     SINK_GROUP,
     UPLINKS,
@@ -38,6 +41,7 @@ from streams.processor import CONTROL_KEY, END_OF_INPUT
 from streams.sink import owner_file
 
 log = logging.getLogger("livinglab.stack")
+BROKER_FILE = "broker.json"
 
 
 class Stack:
@@ -47,6 +51,7 @@ class Stack:
         self.workers = workers
         self.children: list[Child] = []
         self.kafka = settings.kafka or ""
+        self.embedded_broker = False  # started Tansu and published it in broker.json
 
     def __enter__(self) -> Stack:
         try:
@@ -68,6 +73,11 @@ class Stack:
             tansu, self.kafka = start_tansu(logs / "tansu.log")
             self.children.append(tansu)
             self.settings = replace(self.settings, kafka=self.kafka)
+            # Tansu lives only as long as this run: tell other commands where it is.
+            broker_file(self.settings.data_dir).write_text(
+                json.dumps({"pid": os.getpid(), "bootstrap": self.kafka})
+            )
+            self.embedded_broker = True
         create_topics(
             self.kafka, topics_for(lab.id for lab in self.registry.labs), self.settings.partitions
         )
@@ -107,8 +117,11 @@ class Stack:
 
     def end_of_input(self, producer: Producer) -> None:
         """Tell every partition the input is complete, so all windows close (final watermark)."""
+        self._mark_end(producer, UPLINKS)
+
+    def _mark_end(self, producer: Producer, topic: str) -> None:
         for partition in range(self.settings.partitions):
-            producer.produce(UPLINKS, key=CONTROL_KEY, value=END_OF_INPUT, partition=partition)
+            producer.produce(topic, key=CONTROL_KEY, value=END_OF_INPUT, partition=partition)
         producer.flush(30)
 
     def wait_drained(
@@ -121,12 +134,18 @@ class Stack:
             if on_wait:
                 on_wait(group, lag)
 
-        wait_drained(
-            self.kafka,
-            [(WORKER_GROUP, [UPLINKS]), (SINK_GROUP, [READINGS, AGGREGATES, DEADLETTER])],
-            timeout,
-            waiting,
-        )
+        deadline = time.monotonic() + timeout
+        stages = [(WORKER_GROUP, [UPLINKS]), (WORKER_GROUP, [READINGS, AGGREGATES])]
+        wait_drained(self.kafka, stages, timeout, waiting)
+        # Every reading is in: the alerting workers may judge silence up to the newest one,
+        # also for units whose upstream partition has no other unit to move its clock on.
+        self._mark_end(self.producer(), ALERTING_CONTROL)
+        alerts = [lab.alert_topic for lab in self.registry.labs]
+        stages = [
+            (WORKER_GROUP, [ALERTING_CONTROL, PEERS]),
+            (SINK_GROUP, [READINGS, AGGREGATES, DEADLETTER, *alerts]),
+        ]
+        wait_drained(self.kafka, stages, max(0.0, deadline - time.monotonic()), waiting)
 
     def query(self, sql: str, fmt: str = "JSONEachRow") -> str:
         if self.settings.clickhouse:
@@ -142,6 +161,24 @@ class Stack:
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
+        if self.embedded_broker:
+            broker_file(self.settings.data_dir).unlink(missing_ok=True)
+            self.embedded_broker = False
+
+
+def broker_file(data_dir: Path) -> Path:
+    """Where a running demo or replay publishes its embedded broker's address."""
+    return data_dir / BROKER_FILE
+
+
+def running_broker(data_dir: Path) -> str | None:
+    """The embedded broker of the demo or replay running on ``data_dir``, if one is."""
+    try:
+        info = json.loads(broker_file(data_dir).read_text())
+        os.kill(info["pid"], 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info["bootstrap"]
 
 
 def query_owner(data_dir: Path, sql: str, fmt: str) -> str:

@@ -19,6 +19,7 @@ import faust
 from livinglab.config import Settings
 from livinglab.kafka import UPLINKS, WORKER_GROUP, new_producer
 from livinglab.registry import load_registry
+from streams.alerting import install as install_alerting
 from streams.processor import PartitionProcessor
 
 BATCH = 2000
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> faust.App:
     producer = new_producer(settings.kafka)
     lateness_ms = settings.lateness_s * 1000
     totals: dict[str, int] = defaultdict(int)
+    install_alerting(app, settings, registry, producer)
 
     @app.agent(source)
     async def process(stream: Any) -> None:

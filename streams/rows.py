@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from functools import cache
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pyarrow as pa
 
 from livinglab.codec.payload import UNITS
-from schemas import codec
+from livinglab.kafka import ALERTS_PREFIX
+from schemas import DDL_DIR, codec
 
 _MS = pa.timestamp("ms", tz="UTC")
 
@@ -195,6 +200,52 @@ def deadletter_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
     return _table(cols, {"ts": _MS, "original": pa.binary(), "dev_eui": pa.string()})
 
 
+_ALERT_COLUMNS = ("id", "seq", "lab", "sensor", "kind", "quantity", "severity", "state", "ts",
+                  "started", "ended", "value", "threshold", "peak", "reference", "unit", "window",
+                  "message_nl", "message_en")  # fmt: skip
+_ALERT_TIMES = ("ts", "started", "ended")
+
+
+def alert_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
+    """One row per alert event, as published (times already epoch ms, see ``decode``)."""
+    cols: dict[str, list[Any]] = {k: [] for k in _ALERT_COLUMNS}
+    for r in records:
+        for key, column in cols.items():
+            column.append(r[key])
+    return _table(
+        cols,
+        {
+            **dict.fromkeys(_ALERT_TIMES, _MS),
+            "seq": pa.uint32(),
+            "quantity": pa.string(),
+            "window": pa.string(),
+            **dict.fromkeys(("value", "threshold", "peak", "reference"), pa.float64()),
+        },
+    )
+
+
+@cache
+def _alert_validator() -> Any:
+    schema = json.loads((DDL_DIR.parent / "alert.schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _alert(value: bytes) -> dict[str, Any]:
+    """A JSON alert event, checked against schemas/alert.schema.json, times as epoch ms."""
+    try:
+        record = json.loads(value)
+    except (ValueError, TypeError) as exc:  # also undecodable UTF-8
+        raise ValueError(f"not a JSON alert: {exc}") from exc
+    error = jsonschema.exceptions.best_match(_alert_validator().iter_errors(record))
+    if error is not None:
+        raise ValueError(f"not an alert record: {error.message}")
+    for key in _ALERT_TIMES:
+        if record[key] is not None:
+            when = datetime.fromisoformat(record[key].replace("Z", "+00:00"))
+            record[key] = round(when.timestamp() * 1000)
+    return record
+
+
 # topic -> [(table, rows builder)]; one topic may feed several tables.
 Builder = Callable[[Iterable[dict[str, Any]]], pa.Table]
 TABLES: dict[str, list[tuple[str, Builder]]] = {
@@ -205,13 +256,21 @@ TABLES: dict[str, list[tuple[str, Builder]]] = {
 CODECS = {"readings": "reading", "aggregates": "aggregate", "deadletter": "deadletter"}
 
 
+ALERT_TABLES: list[tuple[str, Builder]] = [("alerts", alert_rows)]  # every alerts.<lab>
+
+
 def tables_for(topic: str) -> list[tuple[str, Builder]]:
     """The ClickHouse tables a topic's records go to, with their row builders."""
-    return TABLES[topic]
+    return ALERT_TABLES if topic.startswith(ALERTS_PREFIX) else TABLES[topic]
 
 
 def decode(topic: str, value: bytes, headers: list | None) -> dict[str, Any]:
-    """One topic record -> dict; raises ValueError (or a subclass) for a record that is not."""
+    """One topic record -> dict; raises ValueError (or a subclass) for a record that is not.
+
+    Alert topics carry JSON for any client to read; the internal topics carry Avro.
+    """
+    if topic.startswith(ALERTS_PREFIX):
+        return _alert(value)
     try:
         return codec(CODECS[topic]).decode(value, headers)
     except (EOFError, IndexError, TypeError, UnicodeDecodeError) as exc:

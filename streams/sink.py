@@ -28,7 +28,14 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from livinglab.config import Settings
 from livinglab.deadletter import dead_letter
-from livinglab.kafka import AGGREGATES, DEADLETTER, READINGS, SINK_GROUP, consumer_config
+from livinglab.kafka import (
+    AGGREGATES,
+    ALERT_TOPICS,
+    DEADLETTER,
+    READINGS,
+    SINK_GROUP,
+    consumer_config,
+)
 from livinglab.store import Store, StoreError, apply_retention, migrate, open_store
 from streams import rows
 
@@ -77,7 +84,7 @@ class Sink:
         if applied:
             log.info("applied DDL %s", ", ".join(applied))
         apply_retention(self.store, settings.retention_days)
-        self.topics = topics or [READINGS, AGGREGATES, DEADLETTER]
+        self.topics = topics or [READINGS, AGGREGATES, DEADLETTER, ALERT_TOPICS]
         self.lock = threading.Lock()
         self.stopping = False
         self.rows_written: dict[str, int] = defaultdict(int)

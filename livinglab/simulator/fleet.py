@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 
@@ -121,18 +122,40 @@ def _distance_km(unit: Unit, gw: Gateway) -> float:
     return float(np.hypot(dlat, dlon))
 
 
-def unit_messages(
-    lab: Lab, unit: Unit, index: int, start_ms: int, end_ms: int, seed: int
-) -> Iterator[Message]:
-    """All messages of one unit in [start, end), in delivery order."""
+class Effects(Protocol):
+    """A hook that changes what a unit measures and sends (livinglab/simulator/scenarios.py)."""
+
+    def __call__(self, unit: Unit, sent: np.ndarray, signals: dict[str, np.ndarray]) -> np.ndarray:
+        """Change ``signals`` in place; return which frames are actually sent."""
+        ...
+
+
+def send_times(
+    unit: Unit, index: int, start_ms: int, end_ms: int, seed: int
+) -> tuple[np.random.Generator, np.ndarray]:
+    """The unit's random stream and the event times of its uplinks in [start, end)."""
     rng = np.random.default_rng([seed, index])
     interval = unit.uplink_interval_s * 1000
     phase = int(rng.integers(0, interval))
     sent = np.arange(start_ms + phase, end_ms, interval, dtype=np.int64)
-    sent = sent + rng.integers(-1500, 1500, len(sent))
+    return rng, sent + rng.integers(-1500, 1500, len(sent))
+
+
+def unit_messages(
+    lab: Lab,
+    unit: Unit,
+    index: int,
+    start_ms: int,
+    end_ms: int,
+    seed: int,
+    effects: Effects | None = None,
+) -> Iterator[Message]:
+    """All messages of one unit in [start, end), in delivery order."""
+    rng, sent = send_times(unit, index, start_ms, end_ms, seed)
     if len(sent) == 0:
         return
     signals = unit_signals(sent, lab.timezone, rng)
+    keep = np.ones(len(sent), dtype=bool) if effects is None else effects(unit, sent, signals)
     first_fcnt = int(rng.integers(0, 5000))
     sf = int(rng.choice([7, 8, 9, 10]))
     build = _chirpstack if lab.integration == "chirpstack" else _tts
@@ -140,6 +163,8 @@ def unit_messages(
     distances = [_distance_km(unit, gw) for gw in gateways]
     late: list[tuple[int, int, Message]] = []  # (deliver_at, seq, message)
     for i, at in enumerate(sent.tolist()):
+        if not keep[i]:
+            continue
         payload = encode({q: float(v[i]) for q, v in signals.items()})
         f_cnt = first_fcnt + i
         freq = EU868[int(rng.integers(0, len(EU868)))]
@@ -167,10 +192,12 @@ def unit_messages(
         yield heapq.heappop(late)[2]
 
 
-def fleet_messages(registry: Registry, start_ms: int, end_ms: int, seed: int) -> Iterator[Message]:
+def fleet_messages(
+    registry: Registry, start_ms: int, end_ms: int, seed: int, effects: Effects | None = None
+) -> Iterator[Message]:
     """Every unit's messages merged into one stream in delivery order."""
     streams = [
-        unit_messages(lab, unit, i, start_ms, end_ms, seed)
+        unit_messages(lab, unit, i, start_ms, end_ms, seed, effects)
         for i, (lab, unit) in enumerate((lab, u) for lab in registry.labs for u in lab.units)
     ]
     return heapq.merge(*streams, key=lambda m: m.deliver_at)

@@ -59,7 +59,9 @@ def _default_policy() -> dict[str, LifecycleConfig]:
     Raw-reading checks need 3 samples to open and to clear; point events (spike,
     rate, reboot) open at once and resolve after an hour without recurrence;
     aggregate limits open on one window (it already is a duration) and update when
-    3 dB (a doubling of sound energy) or about 20 % of the limit worse.
+    3 dB (a doubling of sound energy) or about 20 % of the limit worse; the
+    night-time reading limit needs two loud minutes in a row (a passing truck is
+    one); fog (humidity_pm) is judged on units' debounced triggers, so it opens at once.
     """
     persistent = LifecycleConfig(min_samples=3, clear_samples=3)
     point_event = LifecycleConfig(clear_after_s=3600.0)
@@ -68,7 +70,10 @@ def _default_policy() -> dict[str, LifecycleConfig]:
         "threshold": LifecycleConfig(),
         "range.physical": persistent,
         "range.realistic": persistent,
-        "humidity_pm": persistent,
+        "humidity_pm": LifecycleConfig(),
+        "threshold.noise_night_level": LifecycleConfig(
+            min_samples=2, clear_samples=2, worsen_by=3.0
+        ),
         "battery_low": persistent,
         "flatline": LifecycleConfig(),
         "offline": LifecycleConfig(),

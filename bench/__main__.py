@@ -35,7 +35,7 @@ SMOKE = {
     "units": 20,
     "uplinks": 300,
     "rate": 200,
-    "latency_seconds": 1.0,
+    "latency_seconds": 0.5,
     "memory_units": 100,
     "timeout": 40.0,
 }

@@ -86,6 +86,7 @@ def fresh_broker(
         create_topics(bootstrap, topics, partitions)
         yield Broker(bootstrap, partitions, registry, registry_path, workdir)
     finally:
+        tansu.kill()  # memory-only: nothing to shut down cleanly
         tansu.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -107,13 +108,16 @@ class Running:
 
 @contextmanager
 def running(contender: Contender, b: Broker, expect: int, preloaded: int) -> Iterator[Running]:
-    """The contender's processes from start to stop; their peak RSS is read at the end."""
+    """The contender's processes from start to end; their peak RSS is read at the end.
+    They are killed, not stopped: a graceful shutdown is not part of what is measured."""
     if contender.is_ours:
         with ours_stack(contender, b) as stack:
             pids = {c.name: c.proc.pid for c in stack.children}
             run = Running(contender, pids, stack.check_alive, stack=stack)
             yield run
             run.record_rss()
+            for child in stack.children:
+                child.kill()
         return
     child = start_peer(contender, b, expect, preloaded)
 
@@ -126,7 +130,8 @@ def running(contender: Contender, b: Broker, expect: int, preloaded: int) -> Ite
         yield run
         run.record_rss()
     finally:
-        child.stop()
+        child.kill()
+        child.stop()  # closes its log
 
 
 def wait_done(run: Running, b: Broker, observer: Observer | None, timeout: float) -> bool:

@@ -173,7 +173,7 @@ def trial(contender: Contender, b: Broker, plan: Plan) -> dict[str, Any]:
         done_at = time.time()
         result: dict[str, Any] = {"throughput": _rates(contender, b, plan, observer, done_at)}
         result["throughput"]["finished"] = finished
-        if finished:
+        if finished and contender.paced:
             log(f"{contender.name}: latency at {plan.rate} uplinks/s")
             result["latency"] = _paced(contender, b, plan, run, producer, observer, commits)
     for thread in (observer, commits):

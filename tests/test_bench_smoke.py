@@ -35,9 +35,12 @@ def test_every_contender_gets_through_both_runs(report: dict) -> None:
     for name, trial in report["contenders"].items():
         assert trial["throughput"]["finished"], name
         assert trial["throughput"]["uplinks_per_s"] > 0, name
+        assert trial["peak_rss_mib"]["total"] > 0, name
+        if name == "ours-2w":  # the scale-out run measures throughput only
+            assert "latency" not in trial
+            continue
         assert trial["latency"]["latency_ms"]["n"] > 0, name
         assert trial["latency"]["latency_ms"]["p99"] >= trial["latency"]["latency_ms"]["p50"]
-        assert trial["peak_rss_mib"]["total"] > 0, name
 
 
 def test_readings_arrive_for_every_frame(report: dict) -> None:
@@ -46,9 +49,9 @@ def test_readings_arrive_for_every_frame(report: dict) -> None:
         assert report["contenders"][name]["throughput"]["readings"] == frames
     for name in ("ours-1w", "ours-2w"):  # a late copy re-emits its reading, merged
         assert report["contenders"][name]["throughput"]["readings"] >= frames
-        latency = report["contenders"][name]["latency"]
-        assert latency["missing"] == 0
-        assert latency["to_readings_topic_ms"]["p50"] <= latency["latency_ms"]["p50"]
+    latency = report["contenders"]["ours-1w"]["latency"]
+    assert latency["missing"] == 0
+    assert latency["to_readings_topic_ms"]["p50"] <= latency["latency_ms"]["p50"]
     assert report["contenders"]["ours-2w"]["peak_rss_mib"].keys() >= {"worker-0", "worker-1"}
 
 

@@ -54,6 +54,7 @@ class Contender:
     output: str | None  # the readings topic the harness observes; None: reports itself
     frame_of: Callable[[bytes], Frame | None] | None
     workers: int = 1
+    paced: bool = True  # also run the latency part (the scale-out run is about throughput)
 
     @property
     def group(self) -> str:
@@ -65,7 +66,7 @@ class Contender:
 
 
 def ours(workers: int = 1) -> Contender:
-    return Contender(f"ours-{workers}w", READINGS, avro_frame, workers)
+    return Contender(f"ours-{workers}w", READINGS, avro_frame, workers, paced=workers == 1)
 
 
 QUIX = Contender("quix", "bench.quix.readings", json_frame)

@@ -171,8 +171,9 @@ def trial(contender: Contender, b: Broker, plan: Plan) -> dict[str, Any]:
     with running(contender, b, len(records), plan.preloaded) as run:
         finished = wait_done(run, b, observer, plan.timeout_s)
         done_at = time.time()
-        result: dict[str, Any] = {"throughput": _rates(contender, b, plan, observer, done_at)}
-        result["throughput"]["finished"] = finished
+        left = 0 if finished else group_lag(b.kafka, contender.group, [UPLINKS])
+        rates = _rates(contender, b, plan, observer, done_at, left)
+        result: dict[str, Any] = {"throughput": {**rates, "finished": finished}}
         if finished and contender.paced:
             log(f"{contender.name}: latency at {plan.rate} uplinks/s")
             result["latency"] = _paced(contender, b, plan, run, producer, observer, commits)
@@ -187,24 +188,32 @@ def trial(contender: Contender, b: Broker, plan: Plan) -> dict[str, Any]:
 
 
 def _rates(
-    contender: Contender, b: Broker, plan: Plan, observer: Observer | None, done_at: float
+    contender: Contender,
+    b: Broker,
+    plan: Plan,
+    observer: Observer | None,
+    done_at: float,
+    left: int,
 ) -> dict[str, Any]:
-    """Rates over the last 90 % of the preloaded input (see the module doc)."""
-    readings = None
+    """Rates over the last 90 % of the preloaded input (see the module doc). A run stopped
+    by the timeout counts the uplinks its group had committed (`left` still to go);
+    `readings_per_s` is the rate at which readings reached the output topic."""
+    readings_per_s = None
     if contender is BARE:
         marks = json.loads((peer_dir(BARE, b) / READY).read_text())
-        at10, end = marks["at10"], marks["last"]
+        at10, end, readings = marks["at10"], marks["last"], None
     else:
         arrivals = list(observer.arrivals)
-        if not arrivals:
-            return {"uplinks_per_s": None, "readings_per_s": None, "readings": 0}
-        readings = len(arrivals)
-        at10 = arrivals[readings // 10]
-        end = done_at if contender.is_ours else arrivals[-1]
-    seconds = max(end - at10, 1e-6)
+        if len(arrivals) < 10:
+            return {"uplinks_per_s": None, "readings_per_s": None, "readings": len(arrivals)}
+        readings, at10 = len(arrivals), arrivals[len(arrivals) // 10]
+        readings_per_s = round((readings - readings // 10) / (arrivals[-1] - at10))
+        end = done_at if contender.is_ours or left else arrivals[-1]
+    seconds = end - at10
+    uplinks = plan.preloaded - left - plan.preloaded // 10 if left >= 0 else None
     return {
-        "uplinks_per_s": round(0.9 * plan.preloaded / seconds),
-        "readings_per_s": round((readings - readings // 10) / seconds) if readings else None,
+        "uplinks_per_s": round(uplinks / seconds) if uplinks else None,
+        "readings_per_s": readings_per_s,
         "readings": readings,
         "timed_seconds": round(seconds, 2),
     }

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from livinglab.config import Settings
-from livinglab.kafka import READINGS, UPLINKS
+from livinglab.kafka import READINGS, UPLINKS, WORKER_GROUP
 from livinglab.processes import Child, python_module
 from livinglab.registry import Registry
 from livinglab.stack import Stack
@@ -58,7 +58,8 @@ class Contender:
 
     @property
     def group(self) -> str:
-        return f"bench-{self.name}"
+        """The consumer group reading the input (our worker's name is fixed)."""
+        return WORKER_GROUP if self.is_ours else f"bench-{self.name}"
 
     @property
     def is_ours(self) -> bool:

@@ -356,7 +356,7 @@ def _header(version: int, token: bytes, identifier: Identifier) -> bytes:
 
 def _json(body: bytes) -> dict[str, Any]:
     try:
-        root = json.loads(body, parse_constant=_reject_constant)
+        root = _DECODER.decode(body.decode("utf-8"))
     except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError
         raise SemtechError("json", str(error)[:200]) from None
     if not isinstance(root, dict):
@@ -368,6 +368,10 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for all datagrams: json.loads with options builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _field(
     entry: dict[str, Any],
     key: str,
@@ -377,6 +381,8 @@ def _field(
 ) -> Any:
     """`entry[key]` checked against `kind`; a float field admits integers, never a bool."""
     value = entry.get(key)
+    if type(value) is kind and (kind is not float or math.isfinite(value)):
+        return value  # the common, well-typed case (exact type: a bool is not an int here)
     if value is None:
         if required:
             raise SemtechError("field", f"{key} is missing", where)

@@ -12,6 +12,7 @@ ENV_REGISTRY = "LIVINGLAB_REGISTRY"
 ENV_DATA_DIR = "LIVINGLAB_DATA_DIR"
 ENV_PARTITIONS = "LIVINGLAB_PARTITIONS"
 ENV_LATENESS = "LIVINGLAB_LATENESS_S"
+ENV_HORIZON = "LIVINGLAB_HORIZON_S"
 ENV_RETENTION = "LIVINGLAB_RETENTION_DAYS"
 
 
@@ -23,6 +24,7 @@ class Settings:
     registry: Path | None
     partitions: int
     lateness_s: int
+    horizon_s: int = 7 * 86400  # how late a reading may still correct its closed windows
     retention_days: int | None = None  # raw readings and uplinks; None = keep for ever
 
     @classmethod
@@ -36,6 +38,7 @@ class Settings:
             "registry": Path(env[ENV_REGISTRY]) if env.get(ENV_REGISTRY) else None,
             "partitions": int(env.get(ENV_PARTITIONS, "4")),
             "lateness_s": int(env.get(ENV_LATENESS, "900")),
+            "horizon_s": int(env.get(ENV_HORIZON, str(7 * 86400))),
             "retention_days": int(env[ENV_RETENTION]) if env.get(ENV_RETENTION) else None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -51,6 +54,7 @@ class Settings:
             ENV_DATA_DIR: str(self.data_dir.resolve()),
             ENV_PARTITIONS: str(self.partitions),
             ENV_LATENESS: str(self.lateness_s),
+            ENV_HORIZON: str(self.horizon_s),
         }
         if self.kafka:
             out[ENV_KAFKA] = self.kafka

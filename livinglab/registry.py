@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from streams.calibration import Calibration
+from streams.calibration import parse as parse_calibration
 from streams.detectors import DetectorSettings
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "config" / "labs.yaml"
@@ -55,6 +57,7 @@ class Unit:
     longitude: float
     uplink_interval_s: int
     cayenne_channels: dict[int, str] = field(default_factory=dict)
+    calibration: tuple[Calibration, ...] = ()  # versions by valid_from (streams/calibration.py)
 
     @property
     def key(self) -> str:
@@ -251,6 +254,10 @@ def _parse_unit(
         channels[ch] = quantity
     if fmt == "cayenne" and not channels:
         raise c.fail(entry, "payload_format cayenne needs a cayenne_channels mapping")
+    try:
+        calibration = parse_calibration(data.get("calibration", []))
+    except ValueError as exc:
+        raise c.fail(entry, str(exc)) from None
     return Unit(
         lab=lab,
         sensor=sensor,
@@ -263,4 +270,5 @@ def _parse_unit(
         longitude=lon,
         uplink_interval_s=interval,
         cayenne_channels=channels,
+        calibration=calibration,
     )

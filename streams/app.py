@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> faust.App:
     devices = app.Table("devices", default=None)
     partitions = app.Table("partitions", default=None)
     producer = new_producer(settings.kafka)
-    lateness_ms = settings.lateness_s * 1000
+    lateness_ms, horizon_ms = settings.lateness_s * 1000, settings.horizon_s * 1000
     totals: dict[str, int] = defaultdict(int)
     install_alerting(app, settings, registry, producer)
 
@@ -65,10 +65,16 @@ def create_app(settings: Settings) -> faust.App:
             by_partition: dict[int, list[Any]] = defaultdict(list)
             for event in events:
                 by_partition[event.message.partition].append(event.message)
-            changes: list[tuple[Any, int, str, bytes]] = []
+            changes: list[tuple[Any, int, str, bytes | None]] = []
             for partition, messages in by_partition.items():
                 proc = PartitionProcessor(
-                    registry, partition, devices.data, partitions.data, lateness_ms, counts=totals
+                    registry,
+                    partition,
+                    devices.data,
+                    partitions.data,
+                    lateness_ms,
+                    horizon_ms,
+                    counts=totals,
                 )
                 for m in messages:
                     proc.handle(m.offset, m.key, m.value, m.headers)
@@ -76,8 +82,9 @@ def create_app(settings: Settings) -> faust.App:
                 outputs, dirty = proc.take()
                 for topic, key, value, headers in outputs:
                     _produce(producer, topic, key, value, headers)
-                # Serialised now: the state objects keep changing in the next batch.
-                changes += [(devices, partition, k, _json(devices.data[k])) for k in dirty]
+                # Serialised now: the state objects keep changing in the next batch. A key
+                # gone from the table (an expired closed window) is written as a tombstone.
+                changes += [(devices, partition, k, _json(devices.data.get(k))) for k in dirty]
                 meta_key = str(partition)
                 changes.append((partitions, partition, meta_key, _json(partitions.data[meta_key])))
             # Outputs first: a state change (with its input offset) may only reach the
@@ -92,8 +99,8 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def _json(state: Any) -> bytes:
-    return json.dumps(state, separators=(",", ":")).encode()
+def _json(state: Any) -> bytes | None:
+    return None if state is None else json.dumps(state, separators=(",", ":")).encode()
 
 
 def _produce(producer: Any, topic: str, key: bytes, value: bytes, headers: list) -> None:

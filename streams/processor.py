@@ -1,11 +1,12 @@
 """What happens to one partition of `lorawan.uplinks`, independent of the runtime.
 
-dedup -> decode -> quality flags -> readings; readings -> event-time windows ->
-aggregates; everything rejected -> deadletter. State lives in two mappings the
-runtime provides (Faust tables in the worker, plain dicts in tests): per device and
-per partition. Each state entry remembers the last input offset applied to it, so a
-record redelivered after a crash updates nothing twice; its outputs are produced
-again and deduplicated downstream by their deterministic keys.
+dedup -> decode -> calibration -> quality flags -> readings; readings -> event-time
+windows -> aggregates (streams/eventtime.py); everything rejected -> deadletter. State
+lives in two mappings the runtime provides (Faust tables in the worker, plain dicts in
+tests): per device (with the device's closed windows under their own keys) and per
+partition. Each state entry remembers the last input offset applied to it, so a record
+redelivered after a crash updates nothing twice; its outputs are produced again and
+deduplicated downstream by their deterministic keys.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from livinglab.deadletter import dead_letter
 from livinglab.kafka import AGGREGATES, DEADLETTER, READINGS, UPLINKS
 from livinglab.registry import Registry
 from schemas import SchemaMismatch, codec
-from streams import dedup, quality, windows
+from streams import calibration, dedup, quality
+from streams.eventtime import DEFAULT_HORIZON_MS, EventTime
+from streams.windows import HOUR_MS, window_start
 
 _UPLINK = codec("uplink")
 _READING = codec("reading")
@@ -41,6 +44,7 @@ class PartitionProcessor:
     devices: MutableMapping[str, dict[str, Any]]
     meta: MutableMapping[str, dict[str, Any]]
     lateness_ms: int = DEFAULT_LATENESS_MS
+    horizon_ms: int = DEFAULT_HORIZON_MS
     outputs: list[Output] = field(default_factory=list)
     dirty_devices: set[str] = field(default_factory=set)
     counts: dict[str, int] = field(default_factory=dict)
@@ -52,6 +56,9 @@ class PartitionProcessor:
             # c: hour boundary up to which windows have been closed
             self.meta[key] = {"wm": -(2**62), "max": -(2**62), "o": -1, "c": -(2**62)}
         self._meta = self.meta[key]
+        self._windows = EventTime(
+            self.registry, self.partition, self.devices, self._meta, self.horizon_ms
+        )
 
     # -- input -------------------------------------------------------------------------
     def handle(self, offset: int, key: bytes | None, value: bytes, headers: list | None) -> None:
@@ -126,6 +133,7 @@ class PartitionProcessor:
             )
             return
         raw = {q: v for q, v in decoded.values.items() if v is not None}
+        values, version = calibration.apply(unit.calibration, decision.ts, raw)
         reading = {
             "lab": unit.lab,
             "sensor": unit.sensor,
@@ -141,10 +149,10 @@ class PartitionProcessor:
             "spreading_factor": uplink["spreading_factor"],
             "payload": uplink["payload"],
             "status": decoded.status,
-            "calibration": "none",
-            "values": raw,
+            "calibration": version,
+            "values": values,
             "raw_values": raw,
-            "flags": quality.flags(raw),
+            "flags": quality.flags(raw, values),
         }
         self._emit(READINGS, unit.key.encode(), _READING.encode(reading), _READING.headers)
         if decision.verdict == "new":
@@ -154,20 +162,19 @@ class PartitionProcessor:
         self, unit: Any, state: dict[str, Any], reading: dict[str, Any], offset: int
     ) -> None:
         ts = reading["ts"]
-        if windows.window_start(ts) + windows.HOUR_MS <= self._meta["wm"]:
+        if window_start(ts, HOUR_MS) + HOUR_MS <= self._meta["wm"] - self.horizon_ms:
             self._reject(
                 reading["source"],
                 "window",
                 "too_late",
-                f"reading at {ts} arrived after its hourly window closed",
+                f"reading at {ts} arrived after its hour closed and beyond the "
+                f"{self.horizon_ms // 3_600_000} h correction horizon",
                 _READING.encode(reading),
                 offset,
                 unit.dev_eui,
             )
         else:
-            windows.add(
-                state.setdefault("w", {}), ts, reading["values"], unit.uplink_interval_s * 1000
-            )
+            self._windows.add(unit, reading, offset, self._meta["wm"])
         if ts > self._meta["max"]:
             self._meta["max"] = ts
             self._meta["wm"] = max(self._meta["wm"], ts - self.lateness_ms)
@@ -178,38 +185,25 @@ class PartitionProcessor:
 
     # -- end of a batch ------------------------------------------------------------------
     def end_batch(self) -> None:
-        """Close the windows the watermark has passed, if it crossed an hour boundary."""
-        wm = self._meta["wm"]
-        if wm < self._meta["c"] + windows.HOUR_MS:
-            return
-        for dev_eui, state in self.devices.items():
-            if state.get("p") != self.partition or not state.get("w"):
-                continue
-            unit = self.registry.by_dev_eui.get(dev_eui)
-            if unit is None:
-                continue
-            closed = windows.close(state["w"], wm)
-            if closed:
-                self.dirty_devices.add(dev_eui)
-            for start, accs in closed:
-                aggregate = {
-                    "lab": unit.lab,
-                    "sensor": unit.sensor,
-                    "window": "1h",
-                    "window_start": start,
-                    "window_end": start + windows.HOUR_MS,
-                    "version": 1,
-                    "stats": windows.stats(accs),
-                }
-                self._emit(
-                    AGGREGATES, unit.key.encode(), _AGGREGATE.encode(aggregate), _AGGREGATE.headers
-                )
-        self._meta["c"] = wm - wm % windows.HOUR_MS
+        """Fold the batch into its windows; emit what closed and what was corrected."""
+        for aggregate in self._windows.end_batch():
+            self._emit(
+                AGGREGATES,
+                f"{aggregate['lab']}:{aggregate['sensor']}".encode(),
+                _AGGREGATE.encode(aggregate),
+                _AGGREGATE.headers,
+            )
 
-    def take(self) -> tuple[list[Output], set[str]]:
-        """Outputs to produce and device states to write back since the last call."""
-        outputs, dirty = self.outputs, self.dirty_devices
+    def take(self) -> tuple[list[Output], list[str]]:
+        """Outputs to produce and state keys to write back (deleted ones: tombstones) since
+        the last call. Closed windows come before device entries: in one changelog
+        partition a crash can only lose a suffix, so a device entry that made it implies
+        its closed windows did."""
+        outputs = self.outputs
+        dirty = [*self._windows.changed, *sorted(self.dirty_devices | self._windows.dirty_devices)]
         self.outputs, self.dirty_devices = [], set()
+        self._windows.changed.clear()
+        self._windows.dirty_devices.clear()
         return outputs, dirty
 
     # -- helpers -------------------------------------------------------------------------

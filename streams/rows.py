@@ -143,6 +143,7 @@ def aggregate_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
                 cols[key].append(r[key])
             for key in per_stat:
                 cols[key].append(s[key])
+            cols["valid"][-1] = int(s["valid"])
     return _table(
         cols,
         {
@@ -175,8 +176,9 @@ def index_rows(records: Iterable[dict[str, Any]]) -> pa.Table:
             for key in per_window:
                 cols[key].append(r[key])
             cols["indicator"].append(index["name"])
-            for key in ("value", "coverage", "valid"):
-                cols[key].append(index[key])
+            cols["value"].append(index["value"])
+            cols["coverage"].append(index["coverage"])
+            cols["valid"].append(int(index["valid"]))
     return _table(
         cols,
         {

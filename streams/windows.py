@@ -1,75 +1,216 @@
-"""Event-time tumbling windows for one unit, closed by a per-partition watermark (pure).
+"""Event-time tumbling windows of one unit: a compact, mergeable accumulator (pure).
 
-Faust's own windowed tables expire by wall-clock and have no grace period, so the
-window semantics live here: a window closes when the watermark (highest event time
-seen on the partition minus the allowed lateness) passes its end, and only then is
-its final aggregate emitted.
+Faust's windowed tables expire by wall-clock and have no grace period, so the window
+semantics are ours (streams/eventtime.py closes windows by a watermark). This module
+holds what one window of one unit has to remember so that it can be closed, corrected
+by a late reading, merged into a longer window and stored in a JSON changelog:
+
+- per quantity: sample count, covered seconds, sum, min, max and the OR of the readings'
+  quality flags. Noise levels sum energy t*10^(L/10) (never dB); the others sum values,
+  so an hourly mean is sum/count as in streams.science.airquality.hourly_mean;
+- the 0.5 dB LAeq level histogram of a NoiseWindow (streams.science.acoustics), from
+  which L10/L50/L90 are recomputed (percentiles do not combine);
+- the window's version (1 when it closed, +1 per late reading folded in afterwards) and
+  the highest input offset folded in, so a record redelivered after a crash is not
+  counted twice.
+
+Serialised as one ASCII string (base64 of a zlib-compressed fixed binary layout, about
+450 characters for an hour of one-minute readings): compact in memory and cheap to
+write to a JSON changelog.
 """
 
 from __future__ import annotations
 
-import math
+import base64
+import struct
+import zlib
+from dataclasses import dataclass, field
 from typing import Any
 
-NOISE = frozenset({"laeq", "lamax", "lamin", "l10", "l50", "l90"})
+import numpy as np
+
+from livinglab.codec.payload import QUANTITIES
+from streams import quality
+from streams.science.acoustics import NoiseWindow
+
+MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
+NOISE = frozenset({"laeq", "lamax", "lamin", "l10", "l50", "l90"})
+COLUMN = {q: i for i, q in enumerate(QUANTITIES)}
+IS_NOISE = np.array([q in NOISE for q in QUANTITIES])
+LAEQ = COLUMN["laeq"]
+PERCENTS = (10.0, 50.0, 90.0)  # L10, L50, L90
 
-# Per quantity accumulator: [count, covered_ms, sum (energy for noise), min, max]
-Acc = list[float]
+_HEAD = struct.Struct("<Iq")  # version, highest input offset folded in
+_ROWS = 5  # count, covered_s, sum, min, max
+_ROWS_BYTES = _ROWS * len(QUANTITIES) * 8
+_FLAGS_BYTES = len(QUANTITIES) * 4
 
 
-def window_start(ts: int, size_ms: int = HOUR_MS) -> int:
+def window_start(ts: int, size_ms: int) -> int:
     return ts - ts % size_ms
 
 
-def add(
-    windows: dict[str, dict[str, Acc]],
-    ts: int,
-    values: dict[str, float],
-    sample_ms: int,
-    size_ms: int = HOUR_MS,
-) -> None:
-    """Add one reading (held for sample_ms) to the window that contains ts."""
-    accs = windows.setdefault(str(window_start(ts, size_ms)), {})
-    for quantity, value in values.items():
-        contribution = sample_ms * (10 ** (value / 10) if quantity in NOISE else value)
-        acc = accs.get(quantity)
-        if acc is None:
-            accs[quantity] = [1, sample_ms, contribution, value, value]
-        else:
-            acc[0] += 1
-            acc[1] += sample_ms
-            acc[2] += contribution
-            if value < acc[3]:
-                acc[3] = value
-            if value > acc[4]:
-                acc[4] = value
+def is_valid(covered_s: float, window_s: float) -> bool:
+    """>= 75 % of the window covered, in exact arithmetic (DESIGN.md section 5).
+
+    covered = samples x the unit's interval, so this is the "75 % of expected samples"
+    rule of streams.science.airquality.hourly_mean, for any window length.
+    """
+    return bool(4 * covered_s >= 3 * window_s)
 
 
-def stats(accs: dict[str, Acc], size_ms: int = HOUR_MS) -> list[dict[str, Any]]:
-    """Final per-quantity statistics of one window (Aggregate.stats)."""
-    out = []
-    for quantity in sorted(accs):
-        count, covered, total, low, high = accs[quantity]
-        mean = total / covered
-        if quantity in NOISE:
-            mean = 10 * math.log10(mean)
-        out.append(
-            {
-                "quantity": quantity,
-                "count": int(count),
-                "coverage": min(1.0, covered / size_ms),
-                "mean": mean,
-                "min": low,
-                "max": high,
-            }
+def mean_of(quantity: str, count: float, covered: float, total: float) -> float:
+    """Energetic mean over the covered time for noise levels, arithmetic otherwise."""
+    if count == 0:
+        return float("nan")
+    return float(10 * np.log10(total / covered) if quantity in NOISE else total / count)
+
+
+def _empty_rows() -> np.ndarray:
+    rows = np.zeros((_ROWS, len(QUANTITIES)))
+    rows[3], rows[4] = np.inf, -np.inf
+    return rows
+
+
+@dataclass(slots=True)
+class Acc:
+    """Accumulated state of one tumbling window of one unit (or of a union of windows).
+
+    rows[:, q] = count, covered seconds, sum, min, max of quantity q. Sums are added one
+    reading at a time in arrival order, so a window's figures are the same to the last
+    bit however the input was cut into batches (a restarted worker, a second run). The
+    NoiseWindow holds the LAeq level histogram (exact: whole seconds per bin) for the
+    statistical levels; its own energy sum is not used.
+    """
+
+    rows: np.ndarray = field(default_factory=_empty_rows)
+    flags: np.ndarray = field(default_factory=lambda: np.zeros(len(QUANTITIES), np.uint32))
+    noise: NoiseWindow = field(default_factory=NoiseWindow)
+    version: int = 0
+    offset: int = -1
+
+    def fold(
+        self, values: np.ndarray, flags: np.ndarray, duration_s: np.ndarray, offsets: np.ndarray
+    ) -> None:
+        """Add readings in arrival order: values (n, Q) with NaN where a quantity is absent
+        or excluded, their flags (n, Q), the seconds each stands for, its input offset."""
+        if not len(values):
+            return
+        have = np.isfinite(values)
+        x = np.where(have, values, 0.0)
+        t = duration_s[:, None]
+        summand = np.where(have, np.where(IS_NOISE, t * np.power(10.0, x / 10.0), x), 0.0)
+        self.rows[0] += have.sum(axis=0)
+        self.rows[1] += np.where(have, t, 0.0).sum(axis=0)  # whole seconds: exact
+        self.rows[2] = np.add.accumulate(np.vstack([self.rows[2], summand]), axis=0)[-1]
+        np.minimum(self.rows[3], np.where(have, values, np.inf).min(axis=0), out=self.rows[3])
+        np.maximum(self.rows[4], np.where(have, values, -np.inf).max(axis=0), out=self.rows[4])
+        self.flags |= np.bitwise_or.reduce(flags.astype(np.uint32), axis=0)
+        laeq = have[:, LAEQ]
+        if laeq.any():
+            self.noise.add(values[laeq, LAEQ], duration_s[laeq])
+        self.offset = max(self.offset, int(offsets.max()))
+
+    def merge(self, other: Acc) -> Acc:
+        """Both windows together (sums add, extremes combine); version and offset are
+        per stored window and do not carry over."""
+        rows = self.rows.copy()
+        rows[:3] += other.rows[:3]
+        np.minimum(rows[3], other.rows[3], out=rows[3])
+        np.maximum(rows[4], other.rows[4], out=rows[4])
+        return Acc(rows, self.flags | other.flags, self.noise.merge(other.noise))
+
+    def count(self, quantity: str) -> int:
+        return int(self.rows[0, COLUMN[quantity]])
+
+    def mean(self, quantity: str) -> float:
+        """Energetic mean over the covered time for noise levels, arithmetic otherwise."""
+        return mean_of(quantity, *self.rows[:3, COLUMN[quantity]])
+
+    def hourly(self, quantity: str, window_s: float) -> tuple[float, bool, float]:
+        """(mean, valid, covered seconds) of one quantity: the inputs of running and daily
+        means."""
+        covered = float(self.rows[1, COLUMN[quantity]])
+        return self.mean(quantity), is_valid(covered, window_s), covered
+
+    def stats(self, window_s: float) -> list[dict[str, Any]]:
+        """Aggregate.stats of the window: every quantity with a sample or a flag.
+
+        A quantity whose readings were all out of range still gets a row (count 0, NaN
+        mean) so the rejection is visible next to the valid quantities.
+        """
+        out = []
+        for i, quantity in enumerate(QUANTITIES):
+            count, covered, total, low, high = self.rows[:, i]
+            if count == 0 and not self.flags[i]:
+                continue
+            percentiles = None
+            if quantity == "laeq" and count:
+                percentiles = [float(v) for v in self.noise.exceeded(PERCENTS)]
+            out.append(
+                stat(
+                    quantity,
+                    int(count),
+                    covered / window_s,
+                    mean_of(quantity, count, covered, total),
+                    float(low) if count else float("nan"),
+                    float(high) if count else float("nan"),
+                    is_valid(covered, window_s),
+                    int(self.flags[i]),
+                    percentiles=percentiles,
+                )
+            )
+        return out
+
+    def to_str(self) -> str:
+        raw = b"".join(
+            (
+                _HEAD.pack(self.version, self.offset),
+                self.rows.astype("<f8").tobytes(),
+                self.flags.astype("<u4").tobytes(),
+                self.noise.to_bytes(),
+            )
         )
-    return out
+        return base64.b64encode(zlib.compress(raw, 1)).decode("ascii")
+
+    @classmethod
+    def from_str(cls, text: str) -> Acc:
+        raw = zlib.decompress(base64.b64decode(text))
+        version, offset = _HEAD.unpack_from(raw)
+        at = _HEAD.size
+        rows = np.frombuffer(raw, "<f8", _ROWS * len(QUANTITIES), at).reshape(_ROWS, -1).copy()
+        at += _ROWS_BYTES
+        flags = np.frombuffer(raw, "<u4", len(QUANTITIES), at).astype(np.uint32)
+        noise = NoiseWindow.from_bytes(raw[at + _FLAGS_BYTES :])
+        return cls(rows, flags, noise, version, offset)
 
 
-def close(
-    windows: dict[str, dict[str, Acc]], watermark: int, size_ms: int = HOUR_MS
-) -> list[tuple[int, dict[str, Acc]]]:
-    """Remove and return the windows whose end is at or before the watermark, oldest first."""
-    due = sorted(int(s) for s in windows if int(s) + size_ms <= watermark)
-    return [(start, windows.pop(str(start))) for start in due]
+def stat(
+    quantity: str,
+    count: int,
+    coverage: float,
+    mean: float,
+    low: float,
+    high: float,
+    valid: bool,
+    flags: int,
+    valid_hours: int | None = None,
+    percentiles: list[float | None] | None = None,
+) -> dict[str, Any]:
+    """One Aggregate.stats entry; coverage is capped at 1 (jittered samples may overlap)."""
+    l10, l50, l90 = percentiles or (None, None, None)
+    return {
+        "quantity": quantity,
+        "count": count,
+        "coverage": min(1.0, coverage),
+        "mean": mean,
+        "min": low,
+        "max": high,
+        "valid": valid,
+        "flags": flags | (0 if valid else quality.LOW_COVERAGE),
+        "valid_hours": valid_hours,
+        "l10": l10,
+        "l50": l50,
+        "l90": l90,
+    }

@@ -74,7 +74,7 @@ def test_replay_into_kafka_and_clickhouse_server(servers, tmp_path: Path) -> Non
             stack.query(
                 "SELECT (SELECT count() FROM uplinks FINAL) AS u, "
                 "(SELECT count() FROM readings FINAL) AS r, "
-                "(SELECT count() FROM aggregates FINAL) AS a"
+                "(SELECT count() FROM aggregates FINAL WHERE window = '1h') AS a"
             )
         )
     assert counts["u"] == len(frames)

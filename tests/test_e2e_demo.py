@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 TABLE_DUMPS = {
     "uplinks": "SELECT * FROM uplinks FINAL ORDER BY dev_eui, session, f_cnt",
     "readings": "SELECT * FROM readings FINAL ORDER BY lab, sensor, quantity, ts",
-    "aggregates": "SELECT * FROM aggregates FINAL ORDER BY lab, sensor, quantity, window_start",
+    "aggregates": "SELECT * FROM aggregates FINAL "
+    "ORDER BY lab, sensor, quantity, window, window_start",
     "deadletter": "SELECT id, source, stage, reason, detail FROM deadletter FINAL ORDER BY id",
 }
 
@@ -57,7 +58,8 @@ def test_every_unit_has_hourly_aggregates(demo_6h: tuple[Path, dict]) -> None:
     assert {(r["lab"], r["sensor"]) for r in rows} == units
     assert all(int(r["n"]) == 6 and int(r["h"]) == 6 for r in rows)
     assert all(int(r["samples"]) == 360 for r in rows)  # every reading in exactly one hour
-    assert summary["aggregates_stored"] == 70 * 6 * len(QUANTITIES)
+    [hourly] = sql_rows(data_dir, "SELECT count() AS n FROM aggregates FINAL WHERE window = '1h'")
+    assert int(hourly["n"]) == 70 * 6 * len(QUANTITIES)
 
 
 def test_hourly_laeq_matches_an_independent_energetic_mean(demo_6h: tuple[Path, dict]) -> None:
@@ -67,7 +69,8 @@ def test_hourly_laeq_matches_an_independent_energetic_mean(demo_6h: tuple[Path, 
         "SELECT a.sensor, a.window_start, a.mean AS stored, r.ref FROM aggregates AS a FINAL "
         "JOIN (SELECT sensor, toStartOfHour(ts) AS h, 10 * log10(avg(pow(10, value / 10))) AS ref "
         "      FROM readings FINAL WHERE quantity = 'laeq' GROUP BY sensor, h) AS r "
-        "ON a.sensor = r.sensor AND a.window_start = r.h WHERE a.quantity = 'laeq'",
+        "ON a.sensor = r.sensor AND a.window_start = r.h "
+        "WHERE a.quantity = 'laeq' AND a.window = '1h'",
     )
     assert len(rows) == 420
     assert all(abs(r["stored"] - r["ref"]) < 1e-9 for r in rows)

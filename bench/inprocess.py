@@ -5,8 +5,8 @@ state serialised for the changelog. Two uses:
 - the processor-only rate on the throughput input, which splits the worker's cost into
   our processing and the runtime around it;
 - the memory run (`python -m bench.inprocess RECORDS_FILE UNITS`, a child process so
-  that its RSS is the state's): the per-unit state of 100,000 one-minute units after
-  uplinks that cross an hour boundary (so every unit has windows open in two hours).
+  that its RSS is the state's): the RSS before and after the state of UNITS one-minute
+  units is built from the records (written by `bench.__main__.memory_run`).
 """
 
 from __future__ import annotations

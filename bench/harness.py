@@ -207,9 +207,9 @@ def _rates(
         if len(arrivals) < 10:
             return {"uplinks_per_s": None, "readings_per_s": None, "readings": len(arrivals)}
         readings, at10 = len(arrivals), arrivals[len(arrivals) // 10]
-        readings_per_s = round((readings - readings // 10) / (arrivals[-1] - at10))
+        readings_per_s = round((readings - readings // 10) / max(arrivals[-1] - at10, 1e-3))
         end = done_at if contender.is_ours or left else arrivals[-1]
-    seconds = end - at10
+    seconds = max(end - at10, 1e-3)  # tiny inputs may arrive in one poll
     uplinks = plan.preloaded - left - plan.preloaded // 10 if left >= 0 else None
     return {
         "uplinks_per_s": round(uplinks / seconds) if uplinks else None,

@@ -4,8 +4,8 @@ state serialised for the changelog. Two uses:
 
 - the processor-only rate on the throughput input, which splits the worker's cost into
   our processing and the runtime around it;
-- the memory run (`python -m bench.inprocess RECORDS_FILE UNITS`, a child process so
-  that its RSS is the state's): the RSS before and after the state of UNITS one-minute
+- the memory run (`python -m bench.inprocess RECORDS_FILE UNITS INTERVAL_S`, a child
+  process so that its RSS is the state's): the RSS before and after the state of UNITS
   units is built from the records (written by `bench.__main__.memory_run`).
 """
 
@@ -105,9 +105,10 @@ def rss_mib() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def memory_run(records_file: Path, units: int) -> dict[str, Any]:
+def memory_run(records_file: Path, units: int, interval_s: int) -> dict[str, Any]:
     """See the module doc: the RSS before and after the state is built."""
-    registry = parse_registry(registry_document(units, gateways=1), Path("<memory run>"))
+    document = registry_document(units, gateways=1, interval_s=interval_s)
+    registry = parse_registry(document, Path("<memory run>"))
     gc.collect()
     baseline = rss_mib()
     started = time.perf_counter()
@@ -118,6 +119,7 @@ def memory_run(records_file: Path, units: int) -> dict[str, Any]:
     serialised = sum(len(json.dumps(v, separators=(",", ":"))) for v in devices.values())
     return {
         "units": units,
+        "uplink_interval_s": interval_s,
         "uplinks": sum(1 for _ in read_records(records_file)),
         "seconds": round(seconds, 1),
         "state_entries": len(devices),
@@ -131,4 +133,4 @@ def memory_run(records_file: Path, units: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(memory_run(Path(sys.argv[1]), int(sys.argv[2]))))
+    print(json.dumps(memory_run(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))))

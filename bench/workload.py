@@ -36,9 +36,10 @@ class Record:
 
 
 def registry_document(
-    units: int, gateways: int = GATEWAYS_PER_LAB, seed: int = 7
+    units: int, gateways: int = GATEWAYS_PER_LAB, interval_s: int = 60, seed: int = 7
 ) -> dict[str, Any]:
-    """A registry of `units` one-minute units in labs of 100, as the YAML document."""
+    """A registry of `units` units (one uplink every `interval_s`) in labs of 100, as the
+    YAML document."""
     rng = np.random.default_rng(seed)
     labs = []
     for lab_no, first in enumerate(range(0, units, UNITS_PER_LAB)):
@@ -68,7 +69,7 @@ def registry_document(
                 ],
             }
         )
-    return {"defaults": {"uplink_interval_s": 60}, "labs": labs}
+    return {"defaults": {"uplink_interval_s": interval_s}, "labs": labs}
 
 
 def synthetic_registry(units: int, path: Path, gateways: int = GATEWAYS_PER_LAB) -> Registry:

@@ -32,8 +32,8 @@ def flags(raw: dict[str, float], calibrated: dict[str, float] | None = None) -> 
     """
     out: dict[str, int] = {}
     for quantity, value in raw.items():
-        low, high = RANGES.get(quantity, (float("-inf"), float("inf")))
-        if not low <= value <= high:
+        bounds = RANGES.get(quantity)
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
             out[quantity] = OUT_OF_RANGE
     humidity = (calibrated or raw).get("humidity")
     if humidity is not None and humidity > HUMID_RH:

@@ -99,10 +99,6 @@ class Uplinks:
     records: list[Record]
     frames: list[tuple[str, int]]
 
-    @property
-    def unique_frames(self) -> int:
-        return len(set(self.frames))
-
 
 def uplink_records(
     registry: Registry, minutes: float, seed: int = 1, start_ms: int = START_MS

@@ -17,6 +17,7 @@ from connectors.ingress import Ingress
 from connectors.lns import IngressError, normalise
 
 DEFAULT_WINDOW_S = 0.2  # ChirpStack's default deduplication delay
+COPY_SPREAD_MS = 10_000  # copies of one frame carry (nearly) the same event time
 
 
 class CopyMerger:
@@ -41,6 +42,15 @@ class CopyMerger:
         self._release(now)
         key = (uplink["dev_eui"], uplink["f_cnt"], uplink["payload"])
         held = self._pending.get(key)
+        if (
+            held is not None
+            and abs(held[1]["received_at"] - uplink["received_at"]) > COPY_SPREAD_MS
+        ):
+            # The same counter sent again later is no copy (a replay, for the worker to judge):
+            # pass the held frame on first so the order stays as it arrived.
+            del self._pending[key]
+            self.ingress.produce_uplink(held[1])
+            held = None
         if held is None:
             self._pending[key] = (now + self.window_s, uplink)
             return

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -172,16 +173,27 @@ class MqttTarget:
         if self.broker.tls:
             client.tls_set(tls_version=ssl.PROTOCOL_TLS_CLIENT)
         client.reconnect_delay_set(1, 60)
+        self.connected = threading.Event()
+        client.on_connect = lambda c, u, f, rc, p: (
+            self.connected.set() if not rc.is_failure else None
+        )
+        client.on_disconnect = lambda *_: self.connected.clear()
         client.connect_async(self.broker.host, self.broker.port)
         client.loop_start()
         self.client = client
 
     def deliver(self, record: dict[str, Any], body: bytes) -> None:
-        info = self.client.publish(f"{self.topic}/{record['sensor']}", body, qos=1)
-        try:
-            info.wait_for_publish(self.timeout_s)
-        except (RuntimeError, ValueError) as exc:  # not connected (yet), queue full
-            raise DeliveryError(f"{self.broker}: {exc}") from None
+        for attempt in (1, 2):  # a connection that drops between the check and the publish
+            if not self.connected.wait(self.timeout_s):
+                raise DeliveryError(f"{self.broker} is not reachable")
+            info = self.client.publish(f"{self.topic}/{record['sensor']}", body, qos=1)
+            try:
+                info.wait_for_publish(self.timeout_s)
+                break
+            except (RuntimeError, ValueError) as exc:  # not connected (yet), queue full
+                if attempt == 2:
+                    raise DeliveryError(f"{self.broker}: {exc}") from None
+                self.connected.clear()
         if not info.is_published():
             raise DeliveryError(f"{self.broker} did not confirm within {self.timeout_s:g} s")
 

@@ -46,12 +46,16 @@ def test_copies_within_the_window_merge_later_ones_pass_alone() -> None:
     merger.submit(tts(7, "aa00000000000002"))
     merger.submit(tts(7, "aa00000000000001"))  # the same gateway again: nothing new
     merger.submit(b"{junk")
+    merger.submit(tts(9, "aa00000000000001"))
+    merger.submit(tts(9, "aa00000000000001", at="2026-11-20T10:05:00Z"))  # sent again: no copy
     now[0] = 0.5
     merger.submit(tts(8, "aa00000000000001"))  # releases frame 7
     merger.submit(tts(7, "aa00000000000003"))  # too late to merge: passes by itself
     merger.flush()
     assert [(u["f_cnt"], [g["id"] for g in u["gateways"]]) for u in ingress.produced] == [
+        (9, ["aa00000000000001"]),
         (7, ["aa00000000000001", "aa00000000000002"]),
+        (9, ["aa00000000000001"]),
         (8, ["aa00000000000001"]),
         (7, ["aa00000000000003"]),
     ]

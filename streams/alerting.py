@@ -28,8 +28,8 @@ from streams.alerting_limits import LimitAlerting
 from streams.alerting_rules import Changed, Output, Rules
 from streams.alerting_units import UnitAlerting
 
-BATCH = 5000
-BATCH_WITHIN_S = 0.5  # alerts are about minutes; larger batches cost less per reading
+BATCH = 10_000
+BATCH_WITHIN_S = 2.0  # alerts are about minutes; larger batches cost less per reading
 TICK_S = 10.0
 
 log = logging.getLogger("livinglab.alerting")
@@ -57,7 +57,12 @@ def install(app: faust.App, settings: Settings, registry: Registry, producer: An
 
     def units(p: int) -> UnitAlerting:
         return UnitAlerting(
-            rules, p, settings.partitions, data["alert_units"], data["alert_clocks"]
+            rules,
+            p,
+            settings.partitions,
+            data["alert_units"],
+            data["alert_clocks"],
+            settings.lateness_s * 1000,
         )
 
     writer = _Writer(producer, {id(t.data): t for t in tables.values()})

@@ -69,7 +69,7 @@ class LocalStreams:
             self._append(UPLINKS, CONTROL_KEY, END_OF_INPUT, None, p)
         self._drain()
         for p in range(self.partitions):
-            step = UnitAlerting(self.rules, p, self.partitions, self.units, self.clocks)
+            step = self._units(p)
             step.flush()
             self._route(step)
         self._drain()
@@ -103,7 +103,7 @@ class LocalStreams:
             step: Any = PartitionProcessor(self.registry, p, self.devices, self.meta, lateness)
         elif topic == READINGS:
             self.readings_seen += len(records)
-            step = UnitAlerting(self.rules, p, self.partitions, self.units, self.clocks)
+            step = self._units(p)
         elif topic == AGGREGATES:
             step = LimitAlerting(self.rules, p, self.limits)
         else:
@@ -112,6 +112,11 @@ class LocalStreams:
             step.handle(*record)
         step.end_batch()
         self._route(step)
+
+    def _units(self, p: int) -> UnitAlerting:
+        return UnitAlerting(
+            self.rules, p, self.partitions, self.units, self.clocks, self.lateness_ms
+        )
 
     def _route(self, step: Any) -> None:
         for topic, key, value, headers in step.take()[0]:

@@ -6,13 +6,15 @@ each unit's debounced humid trigger goes to the lab step (streams/alerting_labs.
 instead of becoming an alert.
 
 Silence has no readings, so `offline` needs a clock. It is event time, so a replay
-raises the alerts the live stream did: per unit, the newest reading of the units
-that share its `lorawan.uplinks` partition (one stream worker handles those in
-order, so they are coherent), or the partition's newest reading less ``SKEW_MS``,
-whichever is later: readings of different upstream partitions reach this one up to
-a worker batch apart, and a unit alone in its upstream partition must still be
-judged. An alert is stamped with the moment the silence crossed the limit. In live
-operation (``tick``) the wall clock moves the clocks on between readings. A unit
+raises the alerts the live stream did: per unit, the newest reading of the units that
+share its `lorawan.uplinks` partition. One stream worker handles those in order, so
+their readings arrive here in order; readings of different upstream partitions can
+arrive hours apart (a consumer fetches partitions unevenly), so they never judge each
+other. A unit's silence is judged once its clock is ``lateness_ms`` past the limit, so
+a frame that arrives late (all its gateway copies delayed) is not mistaken for silence;
+the alert is stamped with the moment the silence crossed the limit. A unit
+alone in its upstream partition is judged when the input is known complete (``flush``:
+demo and replay mark it) and, in live operation, by the wall clock (``tick``). A unit
 never heard is silent since the partition's first reading.
 
 State is one entry per unit (``units``, a Faust table in the worker) with the last
@@ -43,13 +45,12 @@ from streams.alerting_rules import (
     peer_output,
     track_into,
 )
-from streams.alerts import LifecycleConfig
+from streams.alerts import LifecycleConfig, episode_key
 from streams.detectors import OfflineState, Severity, UnitState, check_offline, detect_unit
 
 _READING = codec("reading")
 REBOOT = STATUS_BITS["reboot"]
 FOG_TRIGGER = LifecycleConfig(min_samples=2, clear_samples=2)  # two readings each way
-SKEW_MS = 2 * 3_600_000  # upstream partitions' readings arrive at most this far apart
 LIVE_SLACK_MS = 15 * 60 * 1000  # data this close to the wall clock on arrival is live
 LIVE_DELAY_MS = 30_000  # how far behind the wall clock live readings may arrive
 NEVER = math.inf
@@ -66,6 +67,7 @@ class UnitAlerting:
     partitions: int
     units: MutableMapping[str, dict[str, Any]]
     clocks: MutableMapping[str, dict[str, Any]]
+    lateness_ms: int = 900_000
     now: Callable[[], int] = wall_ms
     outputs: list[Output] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
@@ -81,7 +83,7 @@ class UnitAlerting:
         for unit in self.rules.members(self.partition, self.partitions):
             self._cells.setdefault(self._source(unit), []).append(unit)
         self._pending: dict[str, list[dict[str, Any]]] = {}
-        self._next_due = -NEVER  # earliest due time of any member, as of the last full scan
+        self._next_due: dict[str, float] = {}  # per cell: no judgement can change before
         self.clock_moved = False
 
     # -- input ---------------------------------------------------------------------------
@@ -106,12 +108,12 @@ class UnitAlerting:
         self.dirty.add(unit.key)
         self._pending.setdefault(unit.key, []).append(reading)
         ts = reading["ts"]
+        self._advance(unit, ts)  # first: the silence this reading ends may be due
         offline = entry["d"].setdefault("offline", {})
         if ts > (offline.get("last_seen") or -NEVER):
             offline["last_seen"] = ts
         if is_open(entry["e"], "offline", None):
-            self._judge_offline(unit, entry, max(ts, self._unit_clock(unit)))
-        self._advance(unit, ts)
+            self._judge_offline(unit, entry, max(ts, self._clock["in"][self._source(unit)]))
 
     def end_batch(self) -> None:
         """Judge the batch's readings per unit, in event-time order."""
@@ -157,9 +159,10 @@ class UnitAlerting:
             return
         lab = self.rules.labs[unit.lab]
         ts = np.fromiter((r["ts"] for r in readings), dtype=np.int64, count=len(readings))
-        quantities = {q for r in readings for q in r["values"]}
+        # Faults show in what the sensor measured: raw values, before any calibration.
+        quantities = {q for r in readings for q in r["raw_values"]}
         values = {
-            q: np.fromiter((r["values"].get(q, np.nan) for r in readings), float, len(readings))
+            q: np.fromiter((r["raw_values"].get(q, np.nan) for r in readings), float, len(readings))
             for q in quantities
         }
         sessions = [entry["s"] if entry["s"] is not None else readings[0]["session"]]
@@ -167,8 +170,15 @@ class UnitAlerting:
         reboot = np.array(
             [bool(r["status"] & REBOOT) or s != r["session"] for r, s in zip(readings, sessions)]
         )
+        episodes = entry["e"]
         conds, state = detect_unit(
-            lab.detectors, UnitState.from_dict(entry["d"]), ts, values, reboot, lab.timezone
+            lab.detectors,
+            UnitState.from_dict(entry["d"]),
+            ts,
+            values,
+            reboot,
+            lab.timezone,
+            needed=lambda kind, quantity: episode_key(kind, quantity) in episodes,
         )
         entry["d"], entry["t"], entry["s"] = state.to_dict(), int(ts[-1]), readings[-1]["session"]
         fog = lab.detectors.humidity_pm.kind
@@ -193,8 +203,7 @@ class UnitAlerting:
             self._clock["w"] = self.now()
         inputs[source] = ts
         self.clock_moved = True
-        self._scan(self._cells.get(source, []))
-        self._scan_all((self._newest() or -NEVER) - SKEW_MS)
+        self._scan(source)
 
     def _source(self, unit: Unit) -> str:
         return str(partition_of(unit.dev_eui, self.partitions))
@@ -202,29 +211,30 @@ class UnitAlerting:
     def _newest(self) -> int | None:
         return max(self._clock["in"].values(), default=None)
 
-    def _unit_clock(self, unit: Unit, floor: float = -NEVER) -> float:
-        """Event time up to which the unit's readings have all arrived (at least ``floor``)."""
-        own = self._clock["in"].get(self._source(unit), -NEVER)
-        return max(own, (self._newest() or -NEVER) - SKEW_MS, floor)
-
     def _scan_all(self, floor: float) -> None:
-        """Judge every member if any can be due by ``floor``, the clock all of them reached."""
-        if floor >= self._next_due:
-            self._next_due = min(
-                (self._scan(units, floor) for units in self._cells.values()), default=NEVER
-            )
+        """Judge every member's silence up to its clock, at least ``floor``."""
+        for source in self._cells:
+            self._scan(source, floor)
 
-    def _scan(self, units: list[Unit], floor: float = -NEVER) -> float:
-        """Judge these units' silence up to their clocks; returns their earliest next due."""
+    def _scan(self, source: str, floor: float = -NEVER) -> None:
+        """Judge the silence of the units of one upstream partition up to their clock.
+
+        Dues only move later as units report, so the earliest one found last time
+        tells when the next judgement can change anything.
+        """
+        units = self._cells.get(source, [])
+        clock = max(self._clock["in"].get(source, -NEVER) - self.lateness_ms, floor)
+        if not units or clock < self._next_due.get(source, -NEVER):
+            return
         next_due = NEVER
         for unit in units:
             entry = self._entry(unit)
-            clock, due = self._unit_clock(unit, floor), self._due(unit, entry)
+            due = self._due(unit, entry)
             while due <= clock:
                 self._judge_offline(unit, entry, int(due))
                 due = self._due(unit, entry)
             next_due = min(next_due, due)
-        return next_due
+        self._next_due[source] = next_due
 
     def _due(self, unit: Unit, entry: dict[str, Any]) -> float:
         """Earliest clock time at which judging silence can change the unit's alert."""

@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from livinglab.registry import DEFAULT_REGISTRY, RegistryError, load_registry
+from streams.alerting_rules import track_into
+from streams.alerts import DEFAULT_POLICY, episode_key
 from streams.detectors import (
     DetectorSettings,
     FlatlineConfig,
@@ -20,9 +22,11 @@ from streams.detectors import (
     FogConfig,
     FogState,
     Limit,
+    UnitState,
     check_limit_in_period,
     detect_flatline,
     detect_fog,
+    detect_unit,
     local_hours,
 )
 
@@ -179,3 +183,45 @@ def test_fog_needs_min_units_in_a_small_lab() -> None:
     for sensor in ("a", "b"):
         out, state = detect_fog(FOG, state, HUMID, 2, sensor, 0, True, 99.0)
     assert not any(c.active[0] for c in out.values())
+
+
+# -- leaving out quiet stateless checks ------------------------------------------------------
+def test_quiet_range_and_limit_checks_are_left_out_unless_an_episode_needs_them() -> None:
+    ts = np.arange(4) * MIN
+    readings = {"pm25": np.array([5.0, 6.0, 1200.0, 7.0]), "battery": np.full(4, 3.9),
+                "humidity": np.full(4, 80.0), "laeq": np.full(4, 50.0)}  # fmt: skip
+    settings = DetectorSettings()
+    everything, _ = detect_unit(settings, UnitState(), ts, readings)
+    quiet, _ = detect_unit(settings, UnitState(), ts, readings, needed=lambda k, q: False)
+    kept, _ = detect_unit(
+        settings, UnitState(), ts, readings, needed=lambda k, q: k == "battery_low"
+    )
+    kinds = {(c.kind, c.quantity) for c in everything}
+    assert ("range.physical", "laeq") in kinds and ("battery_low", "battery") in kinds
+    left = {(c.kind, c.quantity) for c in quiet}
+    assert ("range.physical", "pm25") in left  # 1200 is out of range
+    assert ("range.physical", "laeq") not in left and ("battery_low", "battery") not in left
+    assert ("battery_low", "battery") in {(c.kind, c.quantity) for c in kept}
+    assert {c.kind for c in quiet} >= {"flatline", "spike"}  # stateful: always there
+
+
+def test_leaving_them_out_changes_no_alert() -> None:
+    rng = np.random.default_rng(3)
+    ts = np.arange(240) * MIN
+    battery = np.r_[np.full(60, 3.9), np.full(60, 3.45), np.full(120, 3.9)]
+    humidity = np.clip(85 + rng.normal(0, 8, 240), 0, 100)
+    readings = {"pm25": 8 + rng.normal(0, 1, 240), "battery": battery, "humidity": humidity}
+    runs = []
+    for needs in (False, True):
+        state, episodes, alerts = UnitState(), {}, []
+        for i in range(0, 240, 17):
+            batch = {q: x[i : i + 17] for q, x in readings.items()}
+            needed = (lambda k, q, e=episodes: episode_key(k, q) in e) if needs else None
+            conds, state = detect_unit(
+                DetectorSettings(), state, ts[i : i + 17], batch, needed=needed
+            )
+            alerts += track_into(DEFAULT_POLICY, episodes, "l", "s", conds)
+        runs.append([(a.kind, a.state.value, a.ts) for a in alerts])
+    assert runs[0] == runs[1]
+    battery_low = [a[1:] for a in runs[0] if a[0] == "battery_low"]
+    assert battery_low == [("open", 62 * MIN), ("resolved", 122 * MIN)]

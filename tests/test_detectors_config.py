@@ -51,7 +51,7 @@ def _readings(n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     pm25 = np.array([8, 9, 8, 10, 9, 8, 90, 9, 8, 9, 10, 9], dtype=float)[:n]
     return ts, {
         "pm25": pm25,
-        "humidity": np.full(n, 98.0),
+        "humidity": np.full(n, 99.0),
         "temperature": np.array([12, 12.1, 12.2, 19, 12.3, 12.2, 12.1, 12, 12, 12, 12, 12])[:n],
         "battery": np.full(n, 3.4),
         "laeq": np.full(n, 200.0),

@@ -72,7 +72,7 @@ def test_lower_limit_battery() -> None:
 
 def test_humidity_affected_pm_at_fog_level() -> None:
     humid = DetectorSettings().humidity_pm
-    c = check_limit(humid, "%", np.arange(3), [96.9, 97.0, 97.1])
+    c = check_limit(humid, "%", np.arange(3), [97.9, 98.0, 98.1])
     assert c.kind == "humidity_pm"
     assert c.active.tolist() == [False, False, True]
     assert c[2].severity is Severity.INFO

@@ -32,7 +32,8 @@ KINDS = ("fireworks", "stuck", "dead", "construction", "fog", "drift")
 SETS = {"standard": KINDS}
 
 # Alert kinds that detect each episode kind, and those it may cause besides (a fog
-# front makes PM jump, fireworks are loud): both count as true alerts in evaluation.
+# front makes PM jump, fireworks raise the day's PM mean): evaluation counts neither
+# as a false alert.
 DETECTED_BY: dict[str, tuple[str, ...]] = {
     "fireworks": ("spike", "threshold.noise_night_level"),
     "stuck": ("flatline",),
@@ -41,10 +42,12 @@ DETECTED_BY: dict[str, tuple[str, ...]] = {
     "fog": ("humidity_pm",),
     "drift": ("spatial_outlier",),
 }
+DAILY = ("threshold.pm25_day", "threshold.pm10_day")  # a day's mean holds the episode
 SIDE_EFFECTS: dict[str, tuple[str, ...]] = {
-    "fireworks": ("range.realistic", "spatial_outlier"),
-    "fog": ("spike", "spatial_outlier"),
-    "drift": ("spike",),
+    "fireworks": ("range.realistic", "spatial_outlier", *DAILY),
+    "fog": ("spike", "spatial_outlier", *DAILY),
+    "drift": ("spike", *DAILY),
+    "stuck": ("spike", *DAILY),  # the module's first real reading after a frozen stretch
 }
 
 # Nominal length, and local hour (None: any time) each kind starts at.
@@ -151,12 +154,13 @@ def _stable(text: str) -> int:
 
 
 def _fireworks(s: dict[str, np.ndarray], inside: np.ndarray, minutes: np.ndarray, rng) -> None:
-    """Midnight: PM2.5 jumps by 60-150 µg/m³ and decays (~40 min); bangs for ~45 min."""
-    plume = np.where(inside, rng.uniform(60, 150) * np.exp(-minutes / 40), 0.0)
+    """Midnight: PM2.5 jumps by 60-150 µg/m³ and decays (~40 min, on past the episode's
+    two hours); bangs for ~45 min."""
+    plume = np.where(minutes >= 0, rng.uniform(60, 150) * np.exp(-minutes / 40), 0.0)
     for q, share in PM.items():
         s[q] = s[q] + share * plume
     bangs = 80 - minutes / 3 + rng.normal(0, 2, len(minutes))
-    _add_noise(s, bangs, inside & (minutes < 45))
+    _add_noise(s, bangs, inside & (minutes < 45), rng)
 
 
 def _stuck(s: dict[str, np.ndarray], inside: np.ndarray, minutes: np.ndarray, rng) -> None:
@@ -170,7 +174,7 @@ def _stuck(s: dict[str, np.ndarray], inside: np.ndarray, minutes: np.ndarray, rn
 
 def _construction(s: dict[str, np.ndarray], inside: np.ndarray, minutes: np.ndarray, rng) -> None:
     """Machines at night next to the unit: around 76 dB(A) for the whole episode."""
-    _add_noise(s, 76 + rng.normal(0, 2, len(s["laeq"])), inside)
+    _add_noise(s, 76 + rng.normal(0, 2, len(s["laeq"])), inside, rng)
 
 
 def _fog(s: dict[str, np.ndarray], inside: np.ndarray, minutes: np.ndarray, rng) -> None:
@@ -213,10 +217,14 @@ def _drift(s: dict[str, np.ndarray], inside: np.ndarray, minutes: np.ndarray, rn
         s[q] = s[q] + share * offset
 
 
-def _add_noise(s: dict[str, np.ndarray], level: np.ndarray, where: np.ndarray) -> None:
-    """Add a source of ``level`` dB(A) (LAeq over a minute) to the noise levels where set."""
+def _add_noise(
+    s: dict[str, np.ndarray], level: np.ndarray, where: np.ndarray, rng: np.random.Generator
+) -> None:
+    """Add a source of ``level`` dB(A) (LAeq over a minute) to the noise levels where set;
+    its peaks, troughs and percentiles vary from minute to minute on their own."""
     for q in NOISE:
-        extra = level + {"lamax": 8.0, "lamin": -6.0, "l10": 2.0, "l90": -4.0}.get(q, 0.0)
+        offset = {"lamax": 8.0, "lamin": -6.0, "l10": 2.0, "l90": -4.0}.get(q)
+        extra = level if offset is None else level + offset + rng.normal(0, 1.5, len(level))
         total = 10 * np.log10(10 ** (s[q] / 10) + 10 ** (extra / 10))
         s[q] = np.where(where, total, s[q])
 

@@ -92,6 +92,12 @@ def check_limit(
     )
 
 
+def any_beyond(limit: Limit, values: np.ndarray | float) -> bool:
+    """Whether ``check_limit`` would find any value beyond the limit's first tier."""
+    x = np.asarray(values, dtype=np.float64)
+    return bool((limit.sign * x > limit.sign * limit.tiers[0][0]).any())
+
+
 def check_limit_in_period(
     limit: Limit, unit: str, ts: np.ndarray | int, values: np.ndarray | float, tz: str
 ) -> list[Conditions]:

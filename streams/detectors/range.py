@@ -48,3 +48,9 @@ def check_range(
         np.where(below, cfg.low, cfg.high),
         cfg.severity,
     )
+
+
+def any_outside(cfg: RangeConfig, values: np.ndarray | float) -> bool:
+    """Whether ``check_range`` would find any reading outside the range."""
+    x = np.asarray(values, dtype=np.float64)
+    return bool(((x < cfg.low) | (x > cfg.high)).any())

@@ -10,7 +10,9 @@ Both modes use the same 2k+1 window, so they share one small state.
 
 MAD is 0 when most of the window is identical (quantised or idle sensors); then
 any difference would be infinitely significant, so the scale never drops below
-``min_scale`` (about the sensor's resolution). Missing readings are skipped.
+``min_scale`` (about the sensor's resolution). Missing readings are skipped. A window
+spanning a gap longer than ``max_gap_s`` is not judged: after a unit was away, its
+first readings differ from the old ones because time passed, not because they spike.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class SpikeConfig:
     z: float = 3.0
     centered: bool = False
     min_scale: float = 0.0  # floor for 1.4826*MAD, in the quantity's unit
+    max_gap_s: float = 1800.0
     severity: Severity = Severity.WARNING
 
     def __post_init__(self) -> None:
@@ -79,6 +82,11 @@ def detect_spikes(
             score = np.where(scale > 0, deviation / scale, np.where(deviation > 0, np.inf, 0.0))
         side = np.where(value >= median, 1.0, -1.0)
         ev_ts = tbuf[tested : tested + len(windows)]
+        gap = np.diff(tbuf) > cfg.max_gap_s * 1000
+        whole = ~sliding_window_view(gap, width - 1).any(axis=1)
+        median, scale, value, score, side, ev_ts = (
+            a[whole] for a in (median, scale, value, score, side, ev_ts)
+        )
     else:
         median = scale = value = score = side = np.empty(0)
         ev_ts = np.empty(0, dtype=np.int64)

@@ -8,7 +8,7 @@ and the offline clock tick run elsewhere because their input is not a reading.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +18,9 @@ from livinglab.codec.payload import UNITS
 from streams.detectors.condition import Conditions
 from streams.detectors.config import PM, DetectorSettings
 from streams.detectors.flatline import FlatlineState, detect_flatline
-from streams.detectors.limits import check_limit, check_limit_in_period
+from streams.detectors.limits import any_beyond, check_limit, check_limit_in_period
 from streams.detectors.offline import OfflineState, record_uplinks
-from streams.detectors.range import check_range
+from streams.detectors.range import any_outside, check_range
 from streams.detectors.rate import RateState, detect_rate
 from streams.detectors.reboot import RebootState, detect_reboots
 from streams.detectors.spike import SpikeState, detect_spikes
@@ -66,6 +66,7 @@ def detect_unit(
     readings: Mapping[str, np.ndarray],
     reboot: np.ndarray | None = None,
     tz: str = "Europe/Amsterdam",
+    needed: Callable[[str, str | None], bool] | None = None,
 ) -> tuple[list[Conditions], UnitState]:
     """Conditions of every configured detector for this batch, and the new state.
 
@@ -73,14 +74,21 @@ def detect_unit(
     ``reboot`` flags readings that follow a device reset or frame-counter reset;
     ``tz`` is the lab's time zone, for limits that hold at certain hours only.
     Inactive conditions are returned too: the lifecycle needs them to resolve alerts.
+    A stateless check (range, limit) that finds nothing is left out, though, unless
+    ``needed(kind, quantity)`` says an open or pending episode waits for its samples
+    (None: keep them all): on a stream of normal readings that saves most of the work.
     """
     ts = np.asarray(ts, dtype=np.int64)
     out: list[Conditions] = []
     flat, spike, rate = dict(state.flatline), dict(state.spike), dict(state.rate)
+
+    def wanted(kind: str, quantity: str | None, bad: bool) -> bool:
+        return bad or needed is None or needed(kind, quantity)
+
     for q, x in readings.items():
         unit = UNITS.get(q, "")
         for ranges in (settings.physical, settings.realistic):
-            if q in ranges:
+            if q in ranges and wanted(ranges[q].kind, q, any_outside(ranges[q], x)):
                 out.append(check_range(ranges[q], q, unit, ts, x))
         if q in settings.flatline:
             cfg = settings.flatline[q]
@@ -98,17 +106,17 @@ def detect_unit(
     for limit in settings.reading_limits.values():
         if limit.enabled and limit.quantity in readings:
             x, unit = readings[limit.quantity], UNITS.get(limit.quantity, "")
+            if not wanted(limit.kind, limit.quantity, any_beyond(limit, x)):
+                continue
             if limit.hours is None:
                 out.append(check_limit(limit, unit, ts, x))
             else:
                 out.extend(check_limit_in_period(limit, unit, ts, x, tz))
     humid, battery = settings.humidity_pm, settings.battery
-    if humid.quantity in readings and any(q in readings for q in PM):
-        out.append(check_limit(humid, UNITS.get(humid.quantity, ""), ts, readings[humid.quantity]))
-    if battery.quantity in readings:
-        out.append(
-            check_limit(battery, UNITS.get(battery.quantity, ""), ts, readings[battery.quantity])
-        )
+    for limit, applies in ((humid, any(q in readings for q in PM)), (battery, True)):
+        x = readings.get(limit.quantity) if applies else None
+        if x is not None and wanted(limit.kind, limit.quantity, any_beyond(limit, x)):
+            out.append(check_limit(limit, UNITS.get(limit.quantity, ""), ts, x))
     reboot_state = state.reboot
     if reboot is not None:
         conds, reboot_state = detect_reboots(settings.reboot, state.reboot, ts, reboot)

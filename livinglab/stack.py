@@ -138,8 +138,11 @@ class Stack:
         stages = [(WORKER_GROUP, [UPLINKS]), (WORKER_GROUP, [READINGS, AGGREGATES])]
         wait_drained(self.kafka, stages, timeout, waiting)
         # Every reading is in: the alerting workers may judge silence up to the newest one,
-        # also for units whose upstream partition has no other unit to move its clock on.
-        self._mark_end(self.producer(), ALERTING_CONTROL)
+        # also for units whose upstream partition has no other unit to move its clock on,
+        # and judge what waits for units of a lab that never came back.
+        producer = self.producer()
+        self._mark_end(producer, ALERTING_CONTROL)
+        self._mark_end(producer, PEERS)
         alerts = [lab.alert_topic for lab in self.registry.labs]
         stages = [
             (WORKER_GROUP, [ALERTING_CONTROL, PEERS]),

@@ -68,19 +68,25 @@ def install(app: faust.App, settings: Settings, registry: Registry, producer: An
     writer = _Writer(producer, {id(t.data): t for t in tables.values()})
     _agent(app, READINGS, units, writer)
     _agent(app, AGGREGATES, lambda p: LimitAlerting(rules, p, data["alert_limits"]), writer)
-    _agent(app, PEERS, lambda p: LabAlerting(rules, p, data["alert_labs"]), writer)
+
+    def labs(p: int) -> LabAlerting:
+        return LabAlerting(
+            rules, p, settings.partitions, data["alert_labs"], settings.lateness_s * 1000
+        )
+
+    _agent(app, PEERS, labs, writer)
     _agent(app, ALERTING_CONTROL, lambda p: _Flush(units(p)), writer)
 
     @app.timer(TICK_S, name="alerting-clock")
     async def live_clock() -> None:
         if app.rebalancing:
             return
-        steps = []
+        steps: list[tuple[int, Step]] = []
         for tp in app.assignor.assigned_actives():
-            if tp.topic == READINGS:
-                step = units(tp.partition)
-                step.tick()
-                steps.append((tp.partition, step))
+            step = {READINGS: units, PEERS: labs}.get(tp.topic)
+            if step is not None:
+                steps.append((tp.partition, step(tp.partition)))
+                steps[-1][1].tick()  # type: ignore[attr-defined]
         writer.write(steps)
 
 

@@ -64,7 +64,8 @@ class LocalStreams:
 
     def end(self) -> None:
         """End of input, as demo and replay mark it: every window closes; once every
-        reading is in, silence is judged up to the newest (`alerting.control`)."""
+        reading is in, silence is judged up to the newest (`alerting.control`), and the
+        lab step judges what waits for units that never came back."""
         for p in range(self.partitions):
             self._append(UPLINKS, CONTROL_KEY, END_OF_INPUT, None, p)
         self._drain()
@@ -72,6 +73,9 @@ class LocalStreams:
             step = self._units(p)
             step.flush()
             self._route(step)
+        self._drain()
+        for p in range(self.partitions):  # and the marker on `alerting.peers`
+            self._append(PEERS, CONTROL_KEY, END_OF_INPUT, None, p)
         self._drain()
 
     # -- plumbing ------------------------------------------------------------------------
@@ -107,7 +111,7 @@ class LocalStreams:
         elif topic == AGGREGATES:
             step = LimitAlerting(self.rules, p, self.limits)
         else:
-            step = LabAlerting(self.rules, p, self.labs)
+            step = LabAlerting(self.rules, p, self.partitions, self.labs, self.lateness_ms)
         for record in records:
             step.handle(*record)
         step.end_batch()

@@ -3,7 +3,7 @@
 Each unit's first-accepted readings (uplink_version 1) run through its lab's
 detectors (streams/detectors/unit.py) and the alert lifecycle. Fog is a lab matter:
 each unit's debounced humid trigger goes to the lab step (streams/alerting_labs.py)
-instead of becoming an alert.
+instead of becoming an alert, and so does, every few minutes, how far the unit is.
 
 Silence has no readings, so `offline` needs a clock. It is event time, so a replay
 raises the alerts the live stream did: per unit, the newest reading of the units that
@@ -51,6 +51,7 @@ from streams.detectors import OfflineState, Severity, UnitState, check_offline, 
 _READING = codec("reading")
 REBOOT = STATUS_BITS["reboot"]
 FOG_TRIGGER = LifecycleConfig(min_samples=2, clear_samples=2)  # two readings each way
+PROGRESS_MS = 5 * 60 * 1000  # tell the lab step how far a unit is, this often
 LIVE_SLACK_MS = 15 * 60 * 1000  # data this close to the wall clock on arrival is live
 LIVE_DELAY_MS = 30_000  # how far behind the wall clock live readings may arrive
 NEVER = math.inf
@@ -191,6 +192,10 @@ class UnitAlerting:
             record = {"type": "humid", "sensor": unit.sensor, "ts": t.ts,
                       "humid": t.state.value != "resolved", "value": t.value}  # fmt: skip
             self.outputs.append(peer_output(unit.lab, record))
+        if entry["t"] >= (entry.get("p") or -NEVER) + PROGRESS_MS:  # how far the unit is
+            entry["p"] = entry["t"]
+            record = {"type": "progress", "sensor": unit.sensor, "ts": entry["t"]}
+            self.outputs.append(peer_output(unit.lab, record))
 
     # -- offline -------------------------------------------------------------------------
     def _advance(self, unit: Unit, ts: int) -> None:
@@ -262,7 +267,8 @@ class UnitAlerting:
         entry = self.units.get(unit.key)
         if entry is None:
             # o: last offset applied; t: newest reading judged; s: its session;
-            # d: detector state (UnitState); e: episodes by kind:quantity
+            # d: detector state (UnitState); e: episodes by kind:quantity; p: the
+            # progress last reported to the lab step
             entry = {"o": -1, "t": None, "s": None, "d": {"offline": {}}, "e": {}}
             self.units[unit.key] = entry
             self.dirty.add(unit.key)

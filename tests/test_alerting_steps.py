@@ -20,6 +20,7 @@ from streams.alerting_labs import LabAlerting
 from streams.alerting_limits import LimitAlerting
 from streams.alerting_rules import Rules, partition_of
 from streams.alerting_units import LIVE_DELAY_MS, UnitAlerting
+from streams.processor import CONTROL_KEY, END_OF_INPUT
 
 REGISTRY = load_registry()
 RULES = Rules(REGISTRY)
@@ -340,15 +341,21 @@ def test_lamax_limits_judge_the_maximum() -> None:
 
 
 # -- the lab step -----------------------------------------------------------------------------
-def _lab(records: list[dict]) -> list[dict]:
+def _lab(records: list[dict | None], now: int = 0) -> tuple[list[dict], dict]:
+    """Records on `alerting.peers` in order (None: the end-of-input marker)."""
     state: dict = {}
     alerts = []
+    partition = partition_of("zoetermeer", PARTITIONS)
     for offset, record in enumerate(records):
-        step = LabAlerting(RULES, 0, state)
-        step.handle(offset, b"zoetermeer", json.dumps(record).encode(), None)
-        step.handle(offset, b"zoetermeer", json.dumps(record).encode(), None)  # redelivered
+        step = LabAlerting(RULES, partition, PARTITIONS, state, now=lambda: now)
+        if record is None:
+            step.handle(offset, CONTROL_KEY, END_OF_INPUT, None)
+        else:
+            value = json.dumps(record).encode()
+            step.handle(offset, b"zoetermeer", value, None)
+            step.handle(offset, b"zoetermeer", value, None)  # redelivered
         alerts += [json.loads(v) for _, _, v, _ in step.take()[0]]
-    return alerts
+    return alerts, state["zoetermeer"]
 
 
 def hourly(sensor: str, hour: int, pm25: float) -> dict:
@@ -357,45 +364,75 @@ def hourly(sensor: str, hour: int, pm25: float) -> dict:
             "means": {"pm25": pm25}}  # fmt: skip
 
 
+SENSORS = [u.sensor for u in LAB.units]
+
+
 def test_spatial_outlier_after_six_outlying_hours_in_a_row() -> None:
-    sensors = [u.sensor for u in LAB.units]
     records = []
     for hour in range(8):
-        records += [hourly(s, hour, 10.0 + i % 3) for i, s in enumerate(sensors[1:])]
-        records.append(hourly(sensors[0], hour, 50.0 if hour >= 1 else 12.0))
-    alerts = _lab(records)
+        records += [hourly(s, hour, 10.0 + i % 3) for i, s in enumerate(SENSORS[1:])]
+        records.append(hourly(SENSORS[0], hour, 50.0 if hour >= 1 else 12.0))
+    alerts, _ = _lab(records)
     assert [(a["sensor"], a["state"], a["ts"][11:16]) for a in alerts] == [
-        (sensors[0], "open", "19:00")  # outlying hours 13-14 .. 18-19 UTC
+        (SENSORS[0], "open", "19:00")  # outlying hours 13-14 .. 18-19 UTC
     ]
     assert alerts[0]["reference"] == 11.0 and alerts[0]["threshold"] == 33.0
 
 
-def test_an_hour_waits_for_every_unit_or_for_two_later_hours() -> None:
-    sensors = [u.sensor for u in LAB.units]
-    records = [hourly(s, 0, 50.0 if s == sensors[0] else 10.0) for s in sensors[:-1]]
-    state: dict = {}
-    for offset, record in enumerate(records):
-        LabAlerting(RULES, 0, state).handle(
-            offset, b"zoetermeer", json.dumps(record).encode(), None
-        )
-    assert state["zoetermeer"]["j"] is None  # the last unit's hour is missing
-    step = LabAlerting(RULES, 0, state)
-    step.handle(99, b"zoetermeer", json.dumps(hourly(sensors[1], 2, 10.0)).encode(), None)
-    assert state["zoetermeer"]["j"] == T0  # judged without it
-    step.handle(100, b"zoetermeer", json.dumps(hourly(sensors[-1], 0, 10.0)).encode(), None)
-    assert str(T0) not in state["zoetermeer"]["h"]  # the straggler is dropped
+def test_an_hour_waits_until_every_unit_is_past_it() -> None:
+    first = [hourly(s, 0, 10.0) for s in SENSORS[:-1]]
+    _, state = _lab(first)
+    assert list(state["h"]) == [str(T0)]  # the last unit may still report it
+    _, state = _lab([*first, hourly(SENSORS[-1], 1, 10.0)])  # it has nothing for hour 0
+    assert list(state["h"]) == [str(T0 + H)]
+    sp = state["sp"]["pm25"]["history"]
+    assert set(sp) == set(SENSORS[:-1])  # hour 0 judged without it
+
+
+def test_a_unit_that_never_reports_holds_its_lab_until_the_end_of_input() -> None:
+    records = [hourly(s, h, 10.0) for h in range(3) for s in SENSORS[:-1]]
+    _, state = _lab(records)
+    assert len(state["h"]) == 3
+    _, state = _lab([*records, None])
+    assert state["h"] == {}
+
+
+def test_live_clock_judges_what_a_dead_unit_holds_up() -> None:
+    records = [hourly(s, 0, 10.0) for s in SENSORS[:-1]]
+    live = T0 + H + 16 * MIN  # the hour's data arrived as it closed
+    _, state = _lab(records + [{"type": "progress", "sensor": SENSORS[0], "ts": live}], now=live)
+    assert len(state["h"]) == 1
+    step = LabAlerting(RULES, partition_of("zoetermeer", PARTITIONS), PARTITIONS,
+                       {"zoetermeer": state}, now=lambda: live + 10 * MIN)  # fmt: skip
+    step.tick()
+    assert state["h"] == {}
+
+
+def humid(sensor: str, minute: int, on: bool = True) -> dict:
+    return {"type": "humid", "sensor": sensor, "ts": T0 + minute * MIN, "humid": on,
+            "value": 99.3 if on else 94.0}  # fmt: skip
+
+
+def progress(minute: int) -> list[dict]:
+    return [{"type": "progress", "sensor": s, "ts": T0 + minute * MIN} for s in SENSORS]
 
 
 def test_fog_alerts_the_humid_units_once_half_the_lab_is_humid() -> None:
-    sensors = [u.sensor for u in LAB.units]
-
-    def humid(sensor: str, minute: int, on: bool = True) -> dict:
-        return {"type": "humid", "sensor": sensor, "ts": T0 + minute * MIN, "humid": on,
-                "value": 99.3 if on else 94.0}  # fmt: skip
-
-    alerts = _lab([humid(s, i) for i, s in enumerate(sensors[:6])] + [humid(sensors[2], 9, False)])
+    changes = [humid(s, i) for i, s in enumerate(SENSORS[:6])] + [humid(SENSORS[2], 9, False)]
+    alerts, _ = _lab(changes + progress(10))
     opened = [(a["sensor"], a["ts"][11:16]) for a in alerts if a["state"] == "open"]
-    assert opened == [(s, "12:04") for s in sensors[:5]] + [(sensors[5], "12:05")]
+    assert opened == [(s, "12:04") for s in SENSORS[:5]] + [(SENSORS[5], "12:05")]
     resolved = [a["sensor"] for a in alerts if a["state"] == "resolved"]
-    assert resolved == [sensors[2]]  # 5 of 10 are still humid: the others stay open
+    assert resolved == [SENSORS[2]]  # 5 of 10 are still humid: the others stay open
     assert alerts[0]["kind"] == "humidity_pm" and alerts[0]["severity"] == "info"
+
+
+def test_fog_is_judged_in_event_time_whatever_order_units_arrive_in() -> None:
+    in_order = [humid(s, i) for i, s in enumerate(SENSORS[:6])] + [humid(SENSORS[2], 9, False)]
+    # upstream partitions read hours apart: half the lab's records come much later
+    late = [r for r in in_order if r["sensor"] in SENSORS[::2]]
+    early = [r for r in in_order if r not in late]
+    far = [{"type": "progress", "sensor": s, "ts": T0 + 5 * H} for s in SENSORS[1::2]]
+    skewed, _ = _lab(early + far + late + progress(10))
+    expected, _ = _lab(in_order + progress(10))
+    assert skewed == expected and len(expected) == 7

@@ -19,6 +19,7 @@ import faust
 from livinglab.config import Settings
 from livinglab.kafka import UPLINKS, WORKER_GROUP, new_producer
 from livinglab.registry import load_registry
+from streams import faust_tansu
 from streams.alerting import install as install_alerting
 from streams.processor import PartitionProcessor
 
@@ -32,6 +33,7 @@ def create_app(settings: Settings) -> faust.App:
     if not settings.kafka:
         raise SystemExit("the stream worker needs LIVINGLAB_KAFKA (host:port of the broker)")
     registry = load_registry(settings.registry)
+    faust_tansu.install(settings.kafka)  # restore tables to the changelog's real end
     app = faust.App(
         WORKER_GROUP,
         broker=f"kafka://{settings.kafka}",

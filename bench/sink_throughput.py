@@ -67,14 +67,14 @@ def whole_sink(records: list[dict], directory: Path) -> float:
         sink = Sink(Settings.from_env(kafka=bootstrap, data_dir=directory, clickhouse=None))
         thread = threading.Thread(target=sink.run, daemon=True)
         thread.start()
-        total = len(records) * len(QUANTITIES)
-        while sink.rows_written["readings"] == 0:  # group joined, first batch stored
+        stored = sink.records_stored
+        while stored[READINGS] == 0:  # group joined, first batch stored
             time.sleep(0.001)
-        first, started = sink.rows_written["readings"], time.perf_counter()
-        while sink.rows_written["readings"] < total:
+        first, started = stored[READINGS], time.perf_counter()
+        while stored[READINGS] < len(records):
             time.sleep(0.001)
         elapsed = time.perf_counter() - started
-        rows = total - first
+        rows = (len(records) - first) * len(QUANTITIES)
         sink.stopping = True
         thread.join(30)
         sink.close()

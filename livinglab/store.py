@@ -6,7 +6,9 @@ deduplication token so that a replayed batch is dropped by the engine itself.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import time
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +22,10 @@ _MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version"
 )
+
+
+# Batches handed to chDB as files: in memory where the system has a RAM disk.
+_SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
 class StoreError(RuntimeError):
@@ -60,6 +66,17 @@ class ChdbStore:
             f"INSERT INTO {table} ({', '.join(data.column_names)}) "
             f"SELECT * FROM Python(_arrow) SETTINGS insert_deduplication_token = '{token}'"
         )
+
+    def insert_avro(self, table: str, select: str, container: bytes, token: str) -> None:
+        """Insert rows that ClickHouse builds with `select` from an Avro container file
+        (its `{source}`). The file lives only for this call."""
+        with tempfile.NamedTemporaryFile(suffix=".avro", dir=_SCRATCH) as f:
+            f.write(container)
+            f.flush()
+            sql = select.format(source=f"file('{f.name}', 'Avro')")
+            self.execute(
+                f"INSERT INTO {table} {sql} SETTINGS insert_deduplication_token = '{token}'"
+            )
 
     def close(self) -> None:
         self._session.close()

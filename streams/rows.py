@@ -259,6 +259,31 @@ TABLES: dict[str, list[tuple[str, Builder]]] = {
 }
 CODECS = {"readings": "reading", "aggregates": "aggregate", "deadletter": "deadletter"}
 
+# The same rows as reading_rows / uplink_rows, built by ClickHouse itself from a batch of
+# Reading records handed over as one Avro container ({source}): no per-record Python work,
+# which is what bounds the sink's throughput (tests/test_sink_avro_path.py holds the two
+# to the same rows).
+_UNIT_OF = "transform(q, [{}], [{}], '')".format(
+    ", ".join(f"'{q}'" for q in UNITS), ", ".join(f"'{u}'" for u in UNITS.values())
+)
+FROM_AVRO: dict[str, dict[str, str]] = {
+    "readings": {
+        "readings": "(lab, sensor, dev_eui, ts, quantity, value, raw_value, unit, flags, "
+        "calibration, session, f_cnt) "
+        "SELECT lab, sensor, dev_eui, fromUnixTimestamp64Milli(ts, 'UTC'), q, v, "
+        "if(mapContains(raw_values, q), raw_values[q], v), " + _UNIT_OF + ", "
+        "toUInt32(flags[q]), calibration, toUInt32(session), toUInt32(f_cnt) "
+        "FROM {source} ARRAY JOIN mapKeys(values) AS q, mapValues(values) AS v "
+        "WHERE uplink_version = 1",
+        "uplinks": "(dev_eui, session, f_cnt, lab, sensor, received_at, f_port, source, "
+        "frequency, spreading_factor, gateway_ids, gateway_rssi, gateway_snr, payload, version) "
+        "SELECT dev_eui, session, f_cnt, lab, sensor, fromUnixTimestamp64Milli(ts, 'UTC'), "
+        "f_port, source, frequency, spreading_factor, arrayMap(g -> g.1, gateways), "
+        "arrayMap(g -> g.2, gateways), arrayMap(g -> g.3, gateways), lower(hex(payload)), "
+        "length(gateways) FROM {source}",
+    },
+}
+
 
 ALERT_TABLES: list[tuple[str, Builder]] = [("alerts", alert_rows)]  # every alerts.<lab>
 

@@ -53,6 +53,14 @@ class FlakyStore:
             raise StoreError("injected: Code: 53. TYPE_MISMATCH in row")
         self.real.insert_arrow(table, data, token)
 
+    def insert_avro(self, table: str, select: str, container: bytes, token: str) -> None:
+        """The sink's fast path (a batch as one Avro file): refused whole while down, and
+        whenever the batch holds the poison record, like a server refusing the insert."""
+        self._check()
+        if table == "readings" and POISON_SENSOR.encode() in container:
+            raise StoreError("injected: Code: 53. TYPE_MISMATCH in row")
+        self.real.insert_avro(table, select, container, token)
+
     def close(self) -> None:
         self.real.close()
 

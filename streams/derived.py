@@ -88,18 +88,21 @@ class HourGrid:
         )
 
 
-def running(kind: str, grid: HourGrid) -> list[dict[str, Any]]:
-    """Stats of the running window ending at the end of the grid's last hour: the mean of
+def running(kind: str, grids: Sequence[HourGrid]) -> list[list[dict[str, Any]]]:
+    """Stats of the running windows ending at the end of each grid's last hour, one grid
+    per unit (one vectorised call for all units that close the same hour): the mean of
     the valid hourly means (O3 8 h: valid with 6; PM 24 h: with 18 valid hours)."""
     quantities, mean_of, n_hours = RUNNING[kind]
-    assert len(grid.hours) == n_hours
-    present = [q for q in quantities if grid.count(q)]
-    if not present:
-        return []
-    result = mean_of(*grid.series(present))
+    assert all(len(grid.hours) == n_hours for grid in grids)
+    series = [grid.series(quantities) for grid in grids]
+    result = mean_of(np.stack([m for m, _ in series]), np.stack([v for _, v in series]))
     return [
-        grid.stat(q, result.value[i, -1], result.n[i, -1], result.valid[i, -1])
-        for i, q in enumerate(present)
+        [
+            grid.stat(q, result.value[u, i, -1], result.n[u, i, -1], result.valid[u, i, -1])
+            for i, q in enumerate(quantities)
+            if grid.count(q)
+        ]
+        for u, grid in enumerate(grids)
     ]
 
 

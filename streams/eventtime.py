@@ -26,6 +26,7 @@ do not depend on how the input was cut into batches.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -37,6 +38,7 @@ import numpy as np
 from livinglab.codec.payload import QUANTITIES
 from livinglab.registry import Registry, Unit
 from streams import derived, quality
+from streams.derived import RUNNING
 from streams.science.localtime import local_epoch, zone
 from streams.windows import HOUR_MS, MINUTE_MS, Acc, window_start
 
@@ -139,7 +141,8 @@ class EventTime:
         for (dev_eui, size, start), rows in late.items():
             self._fold_late(dev_eui, size, start, rows, c_new)
         records = [self._tumbling(*key) for key in sorted(self._emit)]
-        records += [self._derived(*key) for key in sorted(self._derive)]
+        records += self._running()
+        records += [self._day(*key) for key in sorted(self._derive) if key[1] not in RUNNING]
         if self._wm0 >= self.meta["x"]:
             self._expire(self._wm0 - self._retain_ms)
         self.meta["c"] = c_new
@@ -262,7 +265,7 @@ class EventTime:
             end += HOUR_MS
 
     def _derive_ending(self, dev_eui: str, tz: str, end: int, newest: int) -> None:
-        for kind, (_, _, hours) in derived.RUNNING.items():
+        for kind, (_, _, hours) in RUNNING.items():
             if end - hours * HOUR_MS <= newest:
                 self._derive.add((dev_eui, kind, end))
         _, start, day_end = local_day(end - HOUR_MS, tz)
@@ -276,7 +279,7 @@ class EventTime:
         """Closed derived windows that depend on a corrected hour: emitted again."""
         unit = self.registry.by_dev_eui[dev_eui]
         tz = self._tz[unit.lab]
-        for kind, (_, _, hours) in derived.RUNNING.items():
+        for kind, (_, _, hours) in RUNNING.items():
             for k in range(1, hours + 1):
                 if hour + k * HOUR_MS <= c:
                     self._derive.add((dev_eui, kind, hour + k * HOUR_MS))
@@ -347,27 +350,45 @@ class EventTime:
         stats = acc.stats(size / 1000)
         return self._record(dev_eui, NAMES[size], start, start + size, acc.version, stats, indices)
 
-    def _derived(self, dev_eui: str, kind: str, end: int) -> dict[str, Any] | None:
-        """A derived window from the unit's closed hours; its version is 1 + the late
-        readings folded into them, so it grows whenever one of them is corrected."""
+    def _hours(self, dev_eui: str, start: int, end: int) -> tuple[list[Acc | None], int]:
+        """The unit's closed hours in [start, end) and the version of a window derived
+        from them: 1 + the late readings folded into them, so it grows whenever one of
+        them is corrected (0: no data at all)."""
+        hours = [self._hour(dev_eui, h) for h in range(start, end, HOUR_MS)]
+        present = [acc for acc in hours if acc is not None]
+        return hours, 1 + sum(acc.version - 1 for acc in present) if present else 0
+
+    def _running(self) -> list[dict[str, Any] | None]:
+        """Running windows, computed together for all units that end one at the same time."""
+        by_end: dict[tuple[str, int], list[str]] = defaultdict(list)
+        for dev_eui, kind, end in sorted(self._derive):
+            if kind in RUNNING:
+                by_end[(kind, end)].append(dev_eui)
+        records = []
+        for (kind, end), devices in sorted(by_end.items()):
+            start = end - RUNNING[kind][2] * HOUR_MS
+            found = [(dev, *self._hours(dev, start, end)) for dev in devices]
+            found = [(dev, hours, version) for dev, hours, version in found if version]
+            if not found:
+                continue
+            grids = [derived.HourGrid(hours) for _, hours, _ in found]
+            for (dev, _, version), stats in zip(found, derived.running(kind, grids)):
+                records.append(self._record(dev, kind, start, end, version, stats, []))
+        return records
+
+    def _day(self, dev_eui: str, kind: str, end: int) -> dict[str, Any] | None:
+        """A local day (1d, with the 7 hours before it for the O3 8-h maximum) or an Lden
+        day (07:00-07:00) from the unit's closed hours."""
         tz = self._tz[self.registry.by_dev_eui[dev_eui].lab]
-        if kind in derived.RUNNING:
-            start = end - derived.RUNNING[kind][2] * HOUR_MS
-            lead = 0
-        else:
-            day, start, day_end = local_day(end - HOUR_MS, tz, 7 if kind == "lden" else 0)
-            assert day_end == end
-            lead = derived.O3_MAX_LEAD_H * HOUR_MS if kind == "1d" else 0
-        grid = np.arange(start - lead, end, HOUR_MS)
-        hours = [self._hour(dev_eui, int(h)) for h in grid]
-        if all(acc is None for acc in hours):
+        day, start, day_end = local_day(end - HOUR_MS, tz, 7 if kind == "lden" else 0)
+        assert day_end == end
+        lead = derived.O3_MAX_LEAD_H * HOUR_MS if kind == "1d" else 0
+        hours, version = self._hours(dev_eui, start - lead, end)
+        if not version:
             return None
-        version = 1 + sum(acc.version - 1 for acc in hours if acc is not None)
         n_lead = lead // HOUR_MS
-        starts_s = grid[n_lead:] / 1000
-        if kind in derived.RUNNING:
-            stats, indices = derived.running(kind, derived.HourGrid(hours)), []
-        elif kind == "1d":
+        starts_s = np.arange(start, end, HOUR_MS) / 1000
+        if kind == "1d":
             lead_grid, day_grid = derived.HourGrid(hours[:n_lead]), derived.HourGrid(hours[n_lead:])
             stats, indices = derived.local_day(lead_grid, day_grid, starts_s, tz)
         else:

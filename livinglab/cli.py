@@ -141,9 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = verbs.add_parser(
         "worker",
-        help="run one stream worker (decode, dedup, windows) against Kafka",
+        help="run one stream worker (decode, dedup, windows; or alerting) against Kafka",
         description=f"Run one Faust stream worker. Needs {ENV_KAFKA}; start several for more "
-        "throughput (they share the partitions of lorawan.uplinks).",
+        "throughput (workers of a role share the partitions of their input topics). A "
+        "deployment runs both roles: `streams` workers and at least one `alerting` worker.",
+    )
+    worker.add_argument(
+        "--role",
+        choices=("streams", "alerting"),
+        default="streams",
+        help="streams: lorawan.uplinks -> readings and window aggregates (default); "
+        "alerting: readings and aggregates -> detectors -> alerts.<lab>",
     )
     _common(worker)
     sink = verbs.add_parser(
@@ -246,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "worker":
             from streams.app import run_worker
 
-            run_worker(settings)
+            run_worker(settings, args.role)
             return 0
         if args.verb == "sink":
             from streams.sink import run_sink

@@ -21,6 +21,7 @@ ALERT_TOPICS = "^alerts\\..+"  # subscription pattern: every lab's alert topic
 PEERS = "alerting.peers"  # internal: units' hourly means and fog triggers, keyed by lab
 ALERTING_CONTROL = "alerting.control"  # internal: "every reading so far is in" per partition
 WORKER_GROUP = "livinglab-streams"
+ALERTING_GROUP = "livinglab-alerting"
 SINK_GROUP = "livinglab-sink"
 CONTROL_HEADER = "ll-control"
 
@@ -117,6 +118,7 @@ def end_offsets(bootstrap: str, tps: list[TopicPartition]) -> dict[tuple[str, in
             "group.id": "livinglab-end-offsets",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            "fetch.wait.max.ms": 5,  # the end is reached when a fetch comes back empty
         }
     )
     try:
@@ -133,7 +135,7 @@ def end_offsets(bootstrap: str, tps: list[TopicPartition]) -> dict[tuple[str, in
         pending = {(tp.topic, tp.partition) for tp in tail}
         deadline = time.monotonic() + 10
         while pending and time.monotonic() < deadline:
-            for msg in reader.consume(num_messages=10_000, timeout=0.2):
+            for msg in reader.consume(num_messages=10_000, timeout=0.01):
                 key = (msg.topic(), msg.partition())
                 if msg.error() is None:
                     ends[key] = max(ends[key], msg.offset() + 1)

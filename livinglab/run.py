@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from connectors.ingress import Ingress
 from connectors.merge import CopyMerger
 from livinglab.config import Settings
-from livinglab.kafka import WORKER_GROUP
+from livinglab.kafka import ALERTING_GROUP, WORKER_GROUP
 from livinglab.registry import Registry
 from livinglab.simulator.fleet import fleet_messages
 from livinglab.simulator.scenarios import Injector, ground_truth, plan
@@ -106,7 +106,9 @@ def _feed(
 
 def _drain(stack: Stack, progress: Progress) -> None:
     def report(group: str, lag: int) -> None:
-        what = "stream workers" if group == WORKER_GROUP else "ClickHouse sink"
+        what = {WORKER_GROUP: "stream workers", ALERTING_GROUP: "alerting worker"}.get(
+            group, "ClickHouse sink"
+        )
         progress(
             f"waiting for the {what} to start"
             if lag < 0

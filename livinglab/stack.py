@@ -23,6 +23,7 @@ from livinglab.config import Settings
 from livinglab.kafka import (
     AGGREGATES,
     ALERTING_CONTROL,
+    ALERTING_GROUP,
     DEADLETTER,
     PEERS,
     READINGS,
@@ -45,10 +46,13 @@ BROKER_FILE = "broker.json"
 
 
 class Stack:
-    def __init__(self, settings: Settings, registry: Registry, workers: int = 1) -> None:
+    def __init__(
+        self, settings: Settings, registry: Registry, workers: int = 1, alerting: bool = True
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.workers = workers
+        self.alerting = alerting  # an alerting worker next to the stream workers
         self.children: list[Child] = []
         self.kafka = settings.kafka or ""
         self.embedded_broker = False  # started Tansu and published it in broker.json
@@ -93,6 +97,9 @@ class Stack:
                     env,
                 )
             )
+        if self.alerting:
+            argv = python_module("livinglab", "worker", "--role", "alerting")
+            self.children.append(Child("alerting-0", argv, logs / "alerting-0.log", env))
         self._wait_owner(sink)
 
     def _wait_owner(self, sink: Child, timeout: float = 60) -> None:
@@ -135,19 +142,20 @@ class Stack:
                 on_wait(group, lag)
 
         deadline = time.monotonic() + timeout
-        stages = [(WORKER_GROUP, [UPLINKS]), (WORKER_GROUP, [READINGS, AGGREGATES])]
+        stages = [(WORKER_GROUP, [UPLINKS])]
+        if self.alerting:
+            stages.append((ALERTING_GROUP, [READINGS, AGGREGATES]))
         wait_drained(self.kafka, stages, timeout, waiting)
         # Every reading is in: the alerting workers may judge silence up to the newest one,
         # also for units whose upstream partition has no other unit to move its clock on,
         # and judge what waits for units of a lab that never came back.
-        producer = self.producer()
-        self._mark_end(producer, ALERTING_CONTROL)
-        self._mark_end(producer, PEERS)
         alerts = [lab.alert_topic for lab in self.registry.labs]
-        stages = [
-            (WORKER_GROUP, [ALERTING_CONTROL, PEERS]),
-            (SINK_GROUP, [READINGS, AGGREGATES, DEADLETTER, *alerts]),
-        ]
+        stages = [(SINK_GROUP, [READINGS, AGGREGATES, DEADLETTER, *alerts])]
+        if self.alerting:
+            producer = self.producer()
+            self._mark_end(producer, ALERTING_CONTROL)
+            self._mark_end(producer, PEERS)
+            stages.insert(0, (ALERTING_GROUP, [ALERTING_CONTROL, PEERS]))
         wait_drained(self.kafka, stages, max(0.0, deadline - time.monotonic()), waiting)
 
     def query(self, sql: str, fmt: str = "JSONEachRow") -> str:
@@ -160,7 +168,11 @@ class Stack:
         return query_owner(self.settings.data_dir, sql, fmt)
 
     def stop(self) -> None:
-        # Workers first (they produce), then the sink, then the broker.
+        # Workers first (they produce; all at once, each takes a while to leave its group),
+        # then the sink, then the broker.
+        workers = [c for c in self.children if c.name.startswith(("worker-", "alerting-"))]
+        for child in workers:
+            child.terminate()
         for child in reversed(self.children):
             child.stop()
         self.children.clear()

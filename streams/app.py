@@ -1,5 +1,7 @@
-"""The Faust worker: a thin adapter that feeds batches of `lorawan.uplinks` records to
-`PartitionProcessor` and keeps its state in changelog-backed Faust tables.
+"""The Faust workers: a thin adapter that feeds batches of `lorawan.uplinks` records to
+`PartitionProcessor` and keeps its state in changelog-backed Faust tables; the alerting
+agents (streams/alerting.py) run as a second app with its own consumer group, in their
+own process, so the two share the machine's cores instead of one.
 
 Faust is the runtime (consumer group, rebalancing, tables with changelogs, commits);
 the event-time semantics are ours (streams/windows.py). Outputs are produced with
@@ -17,25 +19,40 @@ from typing import Any
 import faust
 
 from livinglab.config import Settings
-from livinglab.kafka import UPLINKS, WORKER_GROUP, new_producer
+from livinglab.kafka import ALERTING_GROUP, UPLINKS, WORKER_GROUP, new_producer
 from livinglab.registry import load_registry
 from streams import faust_tansu
 from streams.alerting import install as install_alerting
 from streams.processor import PartitionProcessor
 
-BATCH = 2000
+BATCH = 10_000
 BATCH_WITHIN_S = 0.2
 
 log = logging.getLogger("livinglab.worker")
 
 
-def create_app(settings: Settings) -> faust.App:
+ROLES = ("streams", "alerting")
+
+
+def create_app(settings: Settings, role: str = "streams") -> faust.App:
+    """The Faust app of one worker role: `streams` (uplinks -> readings, aggregates) or
+    `alerting` (readings, aggregates -> alerts.<lab>)."""
     if not settings.kafka:
         raise SystemExit("the stream worker needs LIVINGLAB_KAFKA (host:port of the broker)")
     registry = load_registry(settings.registry)
     faust_tansu.install(settings.kafka)  # restore tables to the changelog's real end
-    app = faust.App(
-        WORKER_GROUP,
+    app = _faust_app(settings, WORKER_GROUP if role == "streams" else ALERTING_GROUP)
+    producer = new_producer(settings.kafka)
+    if role == "alerting":
+        install_alerting(app, settings, registry, producer)
+    else:
+        _install_streams(app, settings, registry, producer)
+    return app
+
+
+def _faust_app(settings: Settings, app_id: str) -> faust.App:
+    return faust.App(
+        app_id,
         broker=f"kafka://{settings.kafka}",
         store="memory://",
         topic_partitions=settings.partitions,
@@ -53,13 +70,15 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="json",  # table keys and values (our topics are raw bytes)
         value_serializer="json",
     )
+
+
+def _install_streams(app: faust.App, settings: Settings, registry: Any, producer: Any) -> None:
+    """The uplink agent and its tables."""
     source = app.topic(UPLINKS, key_serializer="raw", value_serializer="raw")
     devices = app.Table("devices", default=None)
     partitions = app.Table("partitions", default=None)
-    producer = new_producer(settings.kafka)
     lateness_ms, horizon_ms = settings.lateness_s * 1000, settings.horizon_s * 1000
     totals: dict[str, int] = defaultdict(int)
-    install_alerting(app, settings, registry, producer)
 
     @app.agent(source)
     async def process(stream: Any) -> None:
@@ -98,8 +117,6 @@ def create_app(settings: Settings) -> faust.App:
                 table.send_changelog(partition, key, value, value_serializer="raw")
             log.info("batch of %d uplinks; totals %s", len(events), dict(totals))
 
-    return app
-
 
 def _json(state: Any) -> bytes | None:
     return None if state is None else json.dumps(state, separators=(",", ":")).encode()
@@ -114,8 +131,8 @@ def _produce(producer: Any, topic: str, key: bytes, value: bytes, headers: list)
             producer.poll(0.05)
 
 
-def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    """Run one stream worker until SIGTERM/SIGINT (Faust handles the signals)."""
-    app = create_app(settings)
+def run_worker(settings: Settings, role: str = "streams", loglevel: str = "info") -> None:
+    """Run one worker of a role until SIGTERM/SIGINT (Faust handles the signals)."""
+    app = create_app(settings, role)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

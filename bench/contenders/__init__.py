@@ -84,7 +84,8 @@ def ours_stack(contender: Contender, broker: Broker) -> Stack:
         partitions=broker.partitions,
     )
     settings = replace(settings, clickhouse=None)
-    return Stack(settings, broker.registry, contender.workers)
+    # The compared job is decode + hourly aggregates -> ClickHouse: no alerting worker.
+    return Stack(settings, broker.registry, contender.workers, alerting=False)
 
 
 def peer_dir(contender: Contender, broker: Broker) -> Path:

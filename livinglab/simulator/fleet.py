@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import heapq
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -37,7 +39,14 @@ class Message:
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    """RFC 3339 with microseconds, as the LNSs write it (the simulator's hottest helper)."""
+    seconds, millis = divmod(ms, 1000)
+    return f"{_iso_second(seconds)}.{millis:03d}000Z"
+
+
+@lru_cache(maxsize=1024)
+def _iso_second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _tts(
@@ -172,8 +181,8 @@ def unit_messages(
             len(gateways), size=int(rng.integers(1, min(3, len(gateways)) + 1)), replace=False
         )
         for g in sorted(heard.tolist()):
-            rssi = round(-60 - 25 * np.log10(1 + 10 * distances[g]) + rng.normal(0, 4), 0)
-            snr = round(float(np.clip(10 + (rssi + 90) / 4 + rng.normal(0, 2), -20, 14)), 1)
+            rssi = round(-60 - 25 * math.log10(1 + 10 * distances[g]) + rng.normal(0, 4), 0)
+            snr = round(min(14.0, max(-20.0, 10 + (rssi + 90) / 4 + rng.normal(0, 2))), 1)
             body = json.dumps(
                 build(unit, f_cnt, at, payload, gateways[g], rssi, snr, freq, sf),
                 separators=(",", ":"),

@@ -74,8 +74,10 @@ class ChdbStore:
             f.write(container)
             f.flush()
             sql = select.format(source=f"file('{f.name}', 'Avro')")
+            # No replacing pass on insert: a batch holds no duplicates of itself.
             self.execute(
-                f"INSERT INTO {table} {sql} SETTINGS insert_deduplication_token = '{token}'"
+                f"INSERT INTO {table} {sql} SETTINGS insert_deduplication_token = '{token}', "
+                "optimize_on_insert = 0"
             )
 
     def close(self) -> None:

@@ -67,7 +67,7 @@ class AvroCodec:
 
     def written_by_us(self, headers: Iterable[tuple[str, bytes]] | None) -> bool:
         """Whether a message says it was written with exactly this schema."""
-        return any(k == SCHEMA_HEADER and v == self.headers[0][1] for k, v in headers or ())
+        return self.headers[0] in (headers or ())
 
     def container(self, records: list[bytes]) -> bytes:
         """Encoded records as one Avro object container file (one block, null codec), so

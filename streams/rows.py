@@ -270,10 +270,14 @@ FROM_AVRO: dict[str, dict[str, str]] = {
     "readings": {
         "readings": "(lab, sensor, dev_eui, ts, quantity, value, raw_value, unit, flags, "
         "calibration, session, f_cnt) "
-        "SELECT lab, sensor, dev_eui, fromUnixTimestamp64Milli(ts, 'UTC'), q, v, "
-        "if(mapContains(raw_values, q), raw_values[q], v), " + _UNIT_OF + ", "
-        "toUInt32(flags[q]), calibration, toUInt32(session), toUInt32(f_cnt) "
-        "FROM {source} ARRAY JOIN mapKeys(values) AS q, mapValues(values) AS v "
+        "SELECT lab, sensor, dev_eui, fromUnixTimestamp64Milli(ts, 'UTC'), q, v, rv, "
+        + _UNIT_OF
+        + ", if(empty(flags), 0, toUInt32(flags[q])), calibration, toUInt32(session), "
+        "toUInt32(f_cnt) FROM {source} ARRAY JOIN mapKeys(values) AS q, mapValues(values) AS v, "
+        # raw values: as a whole when they have the calibrated values' keys (the usual case:
+        # a map lookup is a scan), else looked up, the calibrated value where none was kept
+        "if(mapKeys(raw_values) = mapKeys(values), mapValues(raw_values), arrayMap(k -> "
+        "if(mapContains(raw_values, k), raw_values[k], values[k]), mapKeys(values))) AS rv "
         "WHERE uplink_version = 1",
         "uplinks": "(dev_eui, session, f_cnt, lab, sensor, received_at, f_port, source, "
         "frequency, spreading_factor, gateway_ids, gateway_rssi, gateway_snr, payload, version) "

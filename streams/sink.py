@@ -42,7 +42,7 @@ from streams import rows
 
 log = logging.getLogger("livinglab.sink")
 
-MAX_ROWS = 20000  # records per batch
+MAX_ROWS = 50_000  # records per batch
 MAX_WAIT_S = 0.5  # time bound of a batch
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 10.0
@@ -166,7 +166,7 @@ class Sink:
             return False
         avro = codec(rows.CODECS[topic])
         values = [m.value() for m in msgs]
-        if None in values or not all(avro.written_by_us(m.headers()) for m in msgs):
+        if None in values or not all([avro.written_by_us(m.headers()) for m in msgs]):
             return False
         container = avro.container(values)
         try:

@@ -163,7 +163,7 @@ def wait_drained(
                 raise TimeoutError(f"{group} still has {lag} messages to process on {topics}")
             if on_wait:
                 on_wait(group, lag)
-            time.sleep(0.3)
+            time.sleep(0.1)
 
 
 def new_producer(bootstrap: str, **extra: object) -> Producer:

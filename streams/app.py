@@ -62,7 +62,7 @@ def _faust_app(settings: Settings, app_id: str) -> faust.App:
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=6.0,
         broker_max_poll_interval=60.0,
-        broker_commit_interval=1.0,
+        broker_commit_interval=0.25,  # progress shows (and drain checks see) it soon
         stream_wait_empty=False,
         web_enabled=False,
         producer_acks=-1,

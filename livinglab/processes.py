@@ -91,14 +91,11 @@ class Child:
     def stop(self) -> int:
         """SIGTERM the child's process group, then SIGKILL whatever is left."""
         if self.proc.poll() is None:
+            self.terminate()
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-            except ProcessLookupError:
-                pass
+                self.kill()
         self._log.close()
         return self.proc.returncode
 

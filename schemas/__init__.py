@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +73,16 @@ class AvroCodec:
         """Encoded records as one Avro object container file (one block, null codec), so
         an engine that reads Avro itself (ClickHouse) can take a batch of messages as is:
         a block's body is exactly the records' binary encodings one after the other."""
+        body = b"".join(records)
+        return self._container_header + _long(len(records)) + _long(len(body)) + body + _SYNC
+
+    @cached_property
+    def _container_header(self) -> bytes:
+        """Magic, metadata (the schema with its named types written out) and sync marker."""
         schema = to_parsing_canonical_form(expand_schema(self.schema)).encode()
         meta = _long(2) + _bytes(b"avro.schema") + _bytes(schema)
         meta += _bytes(b"avro.codec") + _bytes(b"null") + _long(0)
-        body = b"".join(records)
-        return b"Obj\x01" + meta + _SYNC + _long(len(records)) + _long(len(body)) + body + _SYNC
+        return b"Obj\x01" + meta + _SYNC
 
 
 _SYNC = b"livinglab.batch!"  # any 16 bytes; marks the end of the header and the block

@@ -31,9 +31,6 @@ BATCH_WITHIN_S = 0.2
 log = logging.getLogger("livinglab.worker")
 
 
-ROLES = ("streams", "alerting")
-
-
 def create_app(settings: Settings, role: str = "streams") -> faust.App:
     """The Faust app of one worker role: `streams` (uplinks -> readings, aggregates) or
     `alerting` (readings, aggregates -> alerts.<lab>)."""
@@ -41,7 +38,7 @@ def create_app(settings: Settings, role: str = "streams") -> faust.App:
         raise SystemExit("the stream worker needs LIVINGLAB_KAFKA (host:port of the broker)")
     registry = load_registry(settings.registry)
     faust_tansu.install(settings.kafka)  # restore tables to the changelog's real end
-    app = _faust_app(settings, WORKER_GROUP if role == "streams" else ALERTING_GROUP)
+    app = faust_app(settings, WORKER_GROUP if role == "streams" else ALERTING_GROUP)
     producer = new_producer(settings.kafka)
     if role == "alerting":
         install_alerting(app, settings, registry, producer)
@@ -50,7 +47,9 @@ def create_app(settings: Settings, role: str = "streams") -> faust.App:
     return app
 
 
-def _faust_app(settings: Settings, app_id: str) -> faust.App:
+def faust_app(settings: Settings, app_id: str) -> faust.App:
+    """A Faust app configured for our brokers (Tansu included) and in-memory tables
+    restored from their changelogs."""
     return faust.App(
         app_id,
         broker=f"kafka://{settings.kafka}",

@@ -132,26 +132,35 @@ class Sink:
             slices[(msg.topic(), msg.partition())].append(msg)
         for (topic, partition), msgs in slices.items():
             token = f"{topic}:{partition}:{msgs[0].offset()}-{msgs[-1].offset()}"
-            if self._store_as_avro(topic, msgs, token):
-                self.records_stored[topic] += len(msgs)
-                continue
-            records, rejected = [], []
-            for m in msgs:
-                try:
-                    records.append(rows.decode(topic, m.value(), m.headers()))
-                except ValueError as exc:
-                    rejected.append(_rejected(topic, m.partition(), m.offset(), m.value(), exc))
-            outputs = []
-            for table, build in rows.tables_for(topic):
-                data, unfit = _build(build, records)
-                outputs.append((table, data))
-                rejected += [_rejected(topic, partition, -1, rows_json(r), exc) for r, exc in unfit]
-            if rejected:
-                outputs.append(("deadletter", rows.deadletter_rows(rejected)))
-            for table, data in outputs:
-                if data.num_rows and not self._insert(table, data, f"{token}:{table}", consumer):
-                    return False
+            stored = self._store_as_avro(topic, msgs, token) or self._store_records(
+                topic, partition, msgs, token, consumer
+            )
+            if not stored:
+                return False
             self.records_stored[topic] += len(msgs)
+        return True
+
+    def _store_records(
+        self, topic: str, partition: int, msgs: list[Any], token: str, consumer: Consumer
+    ) -> bool:
+        """Record by record: decode, build the rows, dead-letter what cannot be stored,
+        insert with retries; False if stopped before all of it was stored."""
+        records, rejected = [], []
+        for m in msgs:
+            try:
+                records.append(rows.decode(topic, m.value(), m.headers()))
+            except ValueError as exc:
+                rejected.append(_rejected(topic, m.partition(), m.offset(), m.value(), exc))
+        outputs = []
+        for table, build in rows.tables_for(topic):
+            data, unfit = _build(build, records)
+            outputs.append((table, data))
+            rejected += [_rejected(topic, partition, -1, rows_json(r), exc) for r, exc in unfit]
+        if rejected:
+            outputs.append(("deadletter", rows.deadletter_rows(rejected)))
+        for table, data in outputs:
+            if data.num_rows and not self._insert(table, data, f"{token}:{table}", consumer):
+                return False
         return True
 
     def _store_as_avro(self, topic: str, msgs: list[Any], token: str) -> bool:

@@ -350,9 +350,7 @@ def test_a_reading_beyond_the_horizon_is_stored_and_dead_lettered_too_late() -> 
 def test_a_restarted_worker_resumes_exactly() -> None:
     msgs = [v for _, v in shuffled(messages(end=START + 20 * H), 10 * 60_000, seed=5)]
     records = [(b"k", v) for v in msgs] + [(CONTROL_KEY, END_OF_INPUT)]
-    whole = Run(lateness_ms=2 * 60_000)
-    for i in range(0, len(records), 500):
-        whole.batch(records[i : i + 500])
+    whole = Run(lateness_ms=2 * 60_000).feed(msgs, batch=500)
     run = Run(lateness_ms=2 * 60_000)
     cut = len(records) // 1000 * 500
     for i in range(0, cut, 500):
@@ -413,9 +411,7 @@ def test_a_crash_between_changelog_writes_counts_nothing_twice() -> None:
     or whose watermark alone did not, is delivered again and changes nothing twice."""
     msgs = [v for _, v in shuffled(messages(end=START + 12 * H), 10 * 60_000, seed=6)]
     records = [(b"k", v) for v in msgs] + [(CONTROL_KEY, END_OF_INPUT)]
-    whole = Run(lateness_ms=2 * 60_000)
-    for i in range(0, len(records), 400):
-        whole.batch(records[i : i + 400])
+    whole = Run(lateness_ms=2 * 60_000).feed(msgs, batch=400)
     run = Run(lateness_ms=2 * 60_000)
     for i in range(0, len(records), 400):
         before = json.loads(json.dumps([run.devices, run.meta]))

@@ -65,6 +65,7 @@ def faust_app(settings: Settings, app_id: str) -> faust.App:
         stream_wait_empty=False,
         web_enabled=False,
         producer_acks=-1,
+        datadir=str(settings.data_dir / "faust"),  # not ./<app id>-data in the cwd
         tabledir=str(settings.data_dir / "worker-tables"),
         key_serializer="json",  # table keys and values (our topics are raw bytes)
         value_serializer="json",

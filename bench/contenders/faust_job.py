@@ -35,6 +35,7 @@ def create_app(broker: str, source: str, group: str, prefix: str, state_dir: str
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         web_enabled=False,
+        datadir=state_dir,  # not ./<group>-data in the cwd
         tabledir=state_dir,
         key_serializer="json",
         value_serializer="json",

@@ -27,8 +27,8 @@ from bench.measure import peak_rss_mib
 from bench.workload import Record, registry_document
 from livinglab.registry import Registry, parse_registry
 from schemas import codec
-from streams.app import BATCH
 from streams.processor import PartitionProcessor
+from streams.uplink_worker import BATCH
 
 _LENGTHS = struct.Struct("<II")
 

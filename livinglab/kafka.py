@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 UPLINKS = "lorawan.uplinks"
@@ -62,11 +62,16 @@ def consumer_config(bootstrap: str, group: str, **extra: object) -> dict[str, ob
     }
 
 
-def create_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
-    """Create missing topics; existing ones are left as they are."""
+def create_topics(
+    bootstrap: str, names: Iterable[str], partitions: int, config: dict[str, str] | None = None
+) -> None:
+    """Create missing topics (with `config`, e.g. compaction); existing ones are left as
+    they are."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
-    new = [NewTopic(name, partitions, 1) for name in names if name not in existing]
+    new = [
+        NewTopic(name, partitions, 1, config=config or {}) for name in names if name not in existing
+    ]
     if not new:
         return
     for name, future in admin.create_topics(new, operation_timeout=10).items():
@@ -164,6 +169,14 @@ def wait_drained(
             if on_wait:
                 on_wait(group, lag)
             time.sleep(0.1)
+
+
+def next_offsets(messages: Iterable[Message]) -> list[TopicPartition]:
+    """The offsets to commit once `messages` are done: each partition's last + 1."""
+    last: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        last[(msg.topic(), msg.partition())] = msg.offset()
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 
 def new_producer(bootstrap: str, **extra: object) -> Producer:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError
 
 from livinglab.config import Settings
 from livinglab.deadletter import dead_letter
@@ -35,6 +35,7 @@ from livinglab.kafka import (
     READINGS,
     SINK_GROUP,
     consumer_config,
+    next_offsets,
 )
 from livinglab.store import Store, StoreError, apply_retention, migrate, open_store
 from schemas import codec
@@ -106,7 +107,7 @@ class Sink:
             while not self.stopping:
                 batch = self._collect(consumer)
                 if batch and self._write(batch, consumer):
-                    consumer.commit(offsets=_next_offsets(batch), asynchronous=False)
+                    consumer.commit(offsets=next_offsets(batch), asynchronous=False)
         finally:
             consumer.close()
 
@@ -308,13 +309,6 @@ def _rejected(topic: str, partition: int, offset: int, value: bytes, exc: Except
         original=value or b"",
         origin=f"{topic}:{partition}:{offset}",
     )
-
-
-def _next_offsets(batch: list[Any]) -> list[TopicPartition]:
-    last: dict[tuple[str, int], int] = {}
-    for msg in batch:
-        last[(msg.topic(), msg.partition())] = msg.offset()
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 
 def run_sink(settings: Settings) -> None:

@@ -1,0 +1,224 @@
+"""The stream worker: `lorawan.uplinks` -> `PartitionProcessor` -> readings, aggregates,
+dead letters, on librdkafka in batches.
+
+Each poll takes whatever is waiting (up to BATCH records, at most POLL_S of waiting), so
+a backlog goes through in large batches and a trickle in small ones with little delay.
+Per batch, in this order: outputs produced and acknowledged, then the changed state
+written to its changelog and acknowledged, then the input offsets committed. A crash
+between any two steps replays the batch; the state remembers the input offset applied
+to each entry, so nothing is counted twice, and outputs carry deterministic keys that
+the sink deduplicates.
+
+State is per partition of `lorawan.uplinks`, in memory, backed by two compacted
+changelog topics (the names and JSON encoding the earlier Faust worker used, so state
+written by it restores). A partition's state is read back from its changelog partition
+when the partition is assigned, and dropped when it is revoked: revocation happens
+inside `consume`, between batches, when everything before it has been committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from livinglab.config import Settings
+from livinglab.kafka import (
+    UPLINKS,
+    WORKER_GROUP,
+    consumer_config,
+    create_topics,
+    end_offsets,
+    new_producer,
+    next_offsets,
+    produce,
+)
+from livinglab.registry import Registry, load_registry
+from streams.processor import PartitionProcessor
+
+BATCH = 10_000  # most records per batch (a backlog)
+POLL_S = 0.02  # longest wait for a batch to fill (a trickle: small batches, low latency)
+DEVICES = f"{WORKER_GROUP}-devices-changelog"
+PARTITIONS = f"{WORKER_GROUP}-partitions-changelog"
+CHANGELOGS = (DEVICES, PARTITIONS)
+
+log = logging.getLogger("livinglab.worker")
+
+
+@dataclass
+class PartitionState:
+    """One input partition's state: per device (and closed window), and per partition."""
+
+    devices: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def restore(bootstrap: str, partition: int) -> PartitionState:
+    """A partition's state as its changelog partitions hold it (tombstones delete)."""
+    state = PartitionState()
+    tables = {DEVICES: state.devices, PARTITIONS: state.meta}
+    tps = [TopicPartition(topic, partition) for topic in CHANGELOGS]
+    ends = end_offsets(bootstrap, tps)
+    todo = {(t, p): end for (t, p), end in ends.items() if end > 0}
+    if not todo:
+        return state
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{WORKER_GROUP}-restore",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+            "log_level": 3,
+        }
+    )
+    try:
+        reader.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in todo])
+        while todo:
+            for msg in reader.consume(num_messages=10_000, timeout=0.5):
+                if msg.error() is not None:
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        raise RuntimeError(f"cannot restore state: {msg.error()}")
+                    continue
+                where = (msg.topic(), msg.partition())
+                table = tables[msg.topic()]
+                key = json.loads(msg.key())
+                if msg.value() is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = json.loads(msg.value())
+                if msg.offset() + 1 >= todo.get(where, 0):
+                    todo.pop(where, None)
+    finally:
+        reader.close()
+    return state
+
+
+class UplinkWorker:
+    """The consume -> process -> produce -> changelog -> commit loop of one worker."""
+
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        if not settings.kafka:
+            raise SystemExit("the stream worker needs LIVINGLAB_KAFKA (host:port of the broker)")
+        self.settings = settings
+        self.registry = registry
+        self.bootstrap = settings.kafka
+        self.producer: Producer = new_producer(settings.kafka)
+        self.states: dict[int, PartitionState] = {}
+        self.totals: dict[str, int] = defaultdict(int)
+        self.stopping = False
+        create_topics(settings.kafka, [UPLINKS], settings.partitions)
+        create_topics(
+            settings.kafka, CHANGELOGS, settings.partitions, {"cleanup.policy": "compact"}
+        )
+
+    # -- group membership ----------------------------------------------------------------
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        started = time.monotonic()
+        for tp in partitions:
+            self.states[tp.partition] = restore(self.bootstrap, tp.partition)
+        entries = sum(len(self.states[tp.partition].devices) for tp in partitions)
+        log.info(
+            "assigned partitions %s: %d state entries restored in %.1f s",
+            sorted(tp.partition for tp in partitions),
+            entries,
+            time.monotonic() - started,
+        )
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.states.pop(tp.partition, None)
+        log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> None:
+        consumer = Consumer(
+            consumer_config(self.bootstrap, WORKER_GROUP, **{"fetch.wait.max.ms": 10})
+        )
+        consumer.subscribe([UPLINKS], on_assign=self._assigned, on_revoke=self._revoked)
+        try:
+            while not self.stopping:
+                messages = [m for m in consumer.consume(BATCH, POLL_S) if _ok(m)]
+                if messages:
+                    self.process(messages)
+                    consumer.commit(offsets=next_offsets(messages), asynchronous=False)
+        finally:
+            consumer.close()
+            self.producer.flush(30)
+
+    def process(self, messages: list[Any]) -> None:
+        """One batch: outputs, then the state changes they imply (see the module doc)."""
+        by_partition: dict[int, list[Any]] = defaultdict(list)
+        for m in messages:
+            by_partition[m.partition()].append(m)
+        changes: list[tuple[str, int, str, bytes | None]] = []
+        for partition, batch in by_partition.items():
+            state = self.states.setdefault(partition, PartitionState())
+            proc = PartitionProcessor(
+                self.registry,
+                partition,
+                state.devices,
+                state.meta,
+                self.settings.lateness_s * 1000,
+                self.settings.horizon_s * 1000,
+                counts=self.totals,
+            )
+            for m in batch:
+                proc.handle(m.offset(), m.key(), m.value(), m.headers())
+            proc.end_batch()
+            outputs, dirty = proc.take()
+            for topic, key, value, headers in outputs:
+                produce(self.producer, topic, key, value, headers)
+            # Serialised now: the state objects keep changing in the next batch. A key gone
+            # from the table (an expired closed window) is written as a tombstone.
+            changes += [(DEVICES, partition, k, _json(state.devices.get(k))) for k in dirty]
+            meta_key = str(partition)
+            changes.append((PARTITIONS, partition, meta_key, _json(state.meta[meta_key])))
+        self._flush("outputs")
+        for topic, partition, key, value in changes:
+            self._send(topic, partition, json.dumps(key).encode(), value)
+        self._flush("state changes")
+        log.info("batch of %d uplinks; totals %s", len(messages), dict(self.totals))
+
+    def _send(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, partition=partition)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _flush(self, what: str) -> None:
+        remaining = self.producer.flush(30)
+        if remaining:
+            raise RuntimeError(f"{remaining} {what} not acknowledged by Kafka")
+
+
+def _ok(msg: Any) -> bool:
+    err = msg.error()
+    if err is None:
+        return True
+    if err.code() != KafkaError._PARTITION_EOF:
+        log.warning("consumer error: %s", err)
+    return False
+
+
+def _json(state: Any) -> bytes | None:
+    return None if state is None else json.dumps(state, separators=(",", ":")).encode()
+
+
+def run_uplink_worker(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT; the batch in hand is finished and committed first."""
+    worker = UplinkWorker(settings, load_registry(settings.registry))
+
+    def stop(*_: Any) -> None:
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    worker.run()

@@ -1,6 +1,7 @@
-"""Our processing alone, without Faust or Kafka: `PartitionProcessor` driven the way the
-worker (streams/app.py) drives it: batches, split by partition, outputs taken, changed
-state serialised for the changelog. Two uses:
+"""Our processing alone, without Kafka: `PartitionProcessor` driven the way the worker
+(streams/uplink_worker.py) drives it: batches, split by partition, state in the worker's
+layout (streams/state_store.py), outputs taken, changed state serialised for the
+changelog. Two uses:
 
 - the processor-only rate on the throughput input, which splits the worker's cost into
   our processing and the runtime around it;
@@ -28,16 +29,19 @@ from bench.workload import Record, registry_document
 from livinglab.registry import Registry, parse_registry
 from schemas import codec
 from streams.processor import PartitionProcessor
-from streams.uplink_worker import BATCH
+from streams.state_store import TieredState
+from streams.uplink_worker import BATCH, state_bytes
 
 _LENGTHS = struct.Struct("<II")
 
 
 def drive(
-    registry: Registry, records: Iterable[Record], partitions: int = 4
-) -> tuple[dict[str, Any], int]:
-    """Process everything; returns the per-device state mapping and the outputs' count."""
-    devices: dict[str, Any] = {}  # the worker's Faust tables are dicts like these (memory://)
+    registry: Registry, records: Iterable[Record], workdir: Path, partitions: int = 4
+) -> tuple[dict[int, TieredState], int]:
+    """Process everything into the worker's state layout (device entries in memory,
+    closed windows in RocksDB under `workdir`); returns the states and the outputs' count.
+    The caller closes the states."""
+    states = {p: TieredState(workdir / f"p{p}") for p in range(partitions)}
     meta: dict[str, Any] = {}
     offsets = [0] * partitions
     outputs = 0
@@ -48,15 +52,15 @@ def drive(
             by_partition[p].append((offsets[p], record))
             offsets[p] += 1
         for p, items in by_partition.items():
-            proc = PartitionProcessor(registry=registry, partition=p, devices=devices, meta=meta)
+            proc = PartitionProcessor(registry=registry, partition=p, devices=states[p], meta=meta)
             for offset, record in items:
                 proc.handle(offset, record.key, record.value, record.headers)
             proc.end_batch()
             produced, dirty = proc.take()
             outputs += len(produced)
             for key in dirty:  # the worker serialises changed state for its changelog
-                json.dumps(devices.get(key), separators=(",", ":"))
-    return devices, outputs
+                state_bytes(states[p].get(key))
+    return states, outputs
 
 
 def _batches(records: Iterable[Record]) -> Iterator[list[Record]]:
@@ -70,14 +74,17 @@ def _batches(records: Iterable[Record]) -> Iterator[list[Record]]:
         yield batch
 
 
-def processor_rate(registry: Registry, records: list[Record]) -> dict[str, Any]:
+def processor_rate(registry: Registry, records: list[Record], workdir: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    devices, outputs = drive(registry, records)
+    states, outputs = drive(registry, records, workdir)
     seconds = time.perf_counter() - started
+    entries = sum(len(state) for state in states.values())
+    for state in states.values():
+        state.close()
     return {
         "uplinks_per_s": round(len(records) / seconds),
         "outputs": outputs,
-        "state_entries": len(devices),
+        "state_entries": entries,
     }
 
 
@@ -112,17 +119,26 @@ def memory_run(records_file: Path, units: int, interval_s: int) -> dict[str, Any
     gc.collect()
     baseline = rss_mib()
     started = time.perf_counter()
-    devices, _ = drive(registry, read_records(records_file))
+    states, _ = drive(registry, read_records(records_file), records_file.parent / "state")
     seconds = time.perf_counter() - started
     gc.collect()
     with_state = rss_mib()
-    serialised = sum(len(json.dumps(v, separators=(",", ":"))) for v in devices.values())
+    entries = sum(len(state) for state in states.values())
+    hot = sum(len(state.hot) for state in states.values())
+    serialised = sum(len(state_bytes(state[k])) for state in states.values() for k in state)
+    on_disk = sum(
+        f.stat().st_size for f in (records_file.parent / "state").rglob("*") if f.is_file()
+    )
+    for state in states.values():
+        state.close()
     return {
         "units": units,
         "uplink_interval_s": interval_s,
         "uplinks": sum(1 for _ in read_records(records_file)),
         "seconds": round(seconds, 1),
-        "state_entries": len(devices),
+        "state_entries": entries,
+        "state_entries_in_memory": hot,
+        "state_on_disk_mib": round(on_disk / 2**20, 1),
         "state_serialised_mib": round(serialised / 2**20, 1),
         "rss_baseline_mib": round(baseline, 1),
         "rss_with_state_mib": round(with_state, 1),

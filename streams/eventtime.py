@@ -133,8 +133,7 @@ class EventTime:
         wm, c_old = self.meta["wm"], self.meta["c"]
         c_new = max(c_old, window_start(wm, HOUR_MS))
         on_time, late = self._groups()
-        for (dev_eui, size, start), rows in on_time.items():
-            self._fold_open(dev_eui, size, start, rows)
+        self._fold_open(on_time)
         due = wm >= self.meta["n"] or c_new > c_old
         if due:
             self._close_all(wm, c_old, c_new)
@@ -178,15 +177,21 @@ class EventTime:
         idx = np.asarray(rows)
         return tuple(a[idx] for a in self._arrays)
 
-    def _fold_open(self, dev_eui: str, size: int, start: int, rows: list[int]) -> None:
-        state = self.devices[dev_eui]
-        open_ = state.setdefault("w", {})
-        key = f"{size // 1000}/{start}"
-        acc = Acc.from_str(open_[key]) if key in open_ else Acc()
-        acc.fold(*self._rows(rows))
-        open_[key] = acc.to_str()
-        self.dirty_devices.add(dev_eui)
-        self.meta["n"] = min(self.meta["n"], start + size)
+    def _fold_open(self, groups: dict[tuple, list[int]]) -> None:
+        """Fold each open window's readings of the batch in, all windows in one go."""
+        if not groups:
+            return
+        accs, slots = [], []
+        for dev_eui, size, start in groups:
+            open_ = self.devices[dev_eui].setdefault("w", {})
+            key = f"{size // 1000}/{start}"
+            accs.append(Acc.from_str(open_[key]) if key in open_ else Acc())
+            slots.append((open_, key))
+            self.dirty_devices.add(dev_eui)
+            self.meta["n"] = min(self.meta["n"], start + size)
+        Acc.fold_many(accs, [np.asarray(rows) for rows in groups.values()], *self._arrays)
+        for (open_, key), acc in zip(slots, accs):
+            open_[key] = acc.to_str()
 
     def _fold_late(self, dev_eui: str, size: int, start: int, rows: list[int], c: int) -> None:
         """A correction: fold late readings into the closed window (skipping any already

@@ -44,7 +44,7 @@ from streams import rows
 log = logging.getLogger("livinglab.sink")
 
 MAX_ROWS = 50_000  # records per batch
-MAX_WAIT_S = 0.5  # time bound of a batch
+MAX_WAIT_S = 0.2  # time bound of a batch: a reading is in ClickHouse well within 1 s
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 10.0
 POISON_AFTER = 3  # failed attempts before looking for rows the store refuses

@@ -9,23 +9,25 @@ between any two steps replays the batch; the state remembers the input offset ap
 to each entry, so nothing is counted twice, and outputs carry deterministic keys that
 the sink deduplicates.
 
-State is per partition of `lorawan.uplinks`, in memory, backed by two compacted
-changelog topics (the names and JSON encoding the earlier Faust worker used, so state
-written by it restores). A partition's state is read back from its changelog partition
-when the partition is assigned, and dropped when it is revoked: revocation happens
-inside `consume`, between batches, when everything before it has been committed.
+State is per partition of `lorawan.uplinks` (device entries in memory, closed windows
+in a local RocksDB: streams/state_store.py), backed by two compacted changelog topics
+(the names and JSON encoding the earlier Faust worker used, so state written by it
+restores). A partition's state is read back from its changelog partition when the
+partition is assigned, and dropped when it is revoked: revocation happens inside
+`consume`, between batches, when everything before it has been committed.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from livinglab.config import Settings
@@ -41,6 +43,7 @@ from livinglab.kafka import (
 )
 from livinglab.registry import Registry, load_registry
 from streams.processor import PartitionProcessor
+from streams.state_store import TieredState, partition_dir, remove_orphans
 
 BATCH = 10_000  # most records per batch (a backlog)
 POLL_S = 0.02  # longest wait for a batch to fill (a trickle: small batches, low latency)
@@ -55,13 +58,13 @@ log = logging.getLogger("livinglab.worker")
 class PartitionState:
     """One input partition's state: per device (and closed window), and per partition."""
 
-    devices: dict[str, Any] = field(default_factory=dict)
+    devices: TieredState
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def restore(bootstrap: str, partition: int) -> PartitionState:
+def restore(bootstrap: str, partition: int, root: Path) -> PartitionState:
     """A partition's state as its changelog partitions hold it (tombstones delete)."""
-    state = PartitionState()
+    state = PartitionState(TieredState(partition_dir(root, partition)))
     tables = {DEVICES: state.devices, PARTITIONS: state.meta}
     tps = [TopicPartition(topic, partition) for topic in CHANGELOGS]
     ends = end_offsets(bootstrap, tps)
@@ -87,11 +90,11 @@ def restore(bootstrap: str, partition: int) -> PartitionState:
                     continue
                 where = (msg.topic(), msg.partition())
                 table = tables[msg.topic()]
-                key = json.loads(msg.key())
+                key = orjson.loads(msg.key())
                 if msg.value() is None:
                     table.pop(key, None)
                 else:
-                    table[key] = json.loads(msg.value())
+                    table[key] = orjson.loads(msg.value())
                 if msg.offset() + 1 >= todo.get(where, 0):
                     todo.pop(where, None)
     finally:
@@ -110,6 +113,8 @@ class UplinkWorker:
         self.bootstrap = settings.kafka
         self.producer: Producer = new_producer(settings.kafka)
         self.states: dict[int, PartitionState] = {}
+        self.state_root = settings.data_dir / "worker-state"
+        remove_orphans(self.state_root)
         self.totals: dict[str, int] = defaultdict(int)
         self.stopping = False
         create_topics(settings.kafka, [UPLINKS], settings.partitions)
@@ -121,7 +126,7 @@ class UplinkWorker:
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         started = time.monotonic()
         for tp in partitions:
-            self.states[tp.partition] = restore(self.bootstrap, tp.partition)
+            self.states[tp.partition] = restore(self.bootstrap, tp.partition, self.state_root)
         entries = sum(len(self.states[tp.partition].devices) for tp in partitions)
         log.info(
             "assigned partitions %s: %d state entries restored in %.1f s",
@@ -132,7 +137,9 @@ class UplinkWorker:
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            self.states.pop(tp.partition, None)
+            state = self.states.pop(tp.partition, None)
+            if state is not None:
+                state.devices.close()
         log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
 
     # -- the loop ------------------------------------------------------------------------
@@ -150,15 +157,18 @@ class UplinkWorker:
         finally:
             consumer.close()
             self.producer.flush(30)
+            for state in self.states.values():
+                state.devices.close()
 
     def process(self, messages: list[Any]) -> None:
         """One batch: outputs, then the state changes they imply (see the module doc)."""
+        started = time.perf_counter()
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for m in messages:
             by_partition[m.partition()].append(m)
         changes: list[tuple[str, int, str, bytes | None]] = []
         for partition, batch in by_partition.items():
-            state = self.states.setdefault(partition, PartitionState())
+            state = self.states[partition]
             proc = PartitionProcessor(
                 self.registry,
                 partition,
@@ -176,14 +186,23 @@ class UplinkWorker:
                 produce(self.producer, topic, key, value, headers)
             # Serialised now: the state objects keep changing in the next batch. A key gone
             # from the table (an expired closed window) is written as a tombstone.
-            changes += [(DEVICES, partition, k, _json(state.devices.get(k))) for k in dirty]
+            changes += [(DEVICES, partition, k, state_bytes(state.devices.get(k))) for k in dirty]
             meta_key = str(partition)
-            changes.append((PARTITIONS, partition, meta_key, _json(state.meta[meta_key])))
+            changes.append((PARTITIONS, partition, meta_key, state_bytes(state.meta[meta_key])))
+        processed = time.perf_counter()
         self._flush("outputs")
+        flushed = time.perf_counter()
         for topic, partition, key, value in changes:
-            self._send(topic, partition, json.dumps(key).encode(), value)
+            self._send(topic, partition, orjson.dumps(key), value)
         self._flush("state changes")
-        log.info("batch of %d uplinks; totals %s", len(messages), dict(self.totals))
+        log.info(
+            "batch of %d uplinks: %.0f ms processing, %.0f ms outputs, %.0f ms state; totals %s",
+            len(messages),
+            (processed - started) * 1000,
+            (flushed - processed) * 1000,
+            (time.perf_counter() - flushed) * 1000,
+            dict(self.totals),
+        )
 
     def _send(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         while True:
@@ -208,8 +227,9 @@ def _ok(msg: Any) -> bool:
     return False
 
 
-def _json(state: Any) -> bytes | None:
-    return None if state is None else json.dumps(state, separators=(",", ":")).encode()
+def state_bytes(state: Any) -> bytes | None:
+    """A state entry as its changelog value (compact JSON; None: a tombstone)."""
+    return None if state is None else orjson.dumps(state)
 
 
 def run_uplink_worker(settings: Settings) -> None:

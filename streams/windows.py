@@ -31,7 +31,7 @@ import numpy as np
 
 from livinglab.codec.payload import QUANTITIES
 from streams import quality
-from streams.science.acoustics import NoiseWindow
+from streams.science.acoustics import N_BINS, NoiseWindow, bin_index
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -111,6 +111,66 @@ class Acc:
         if laeq.any():
             self.noise.add(values[laeq, LAEQ], duration_s[laeq])
         self.offset = max(self.offset, int(offsets.max()))
+
+    @staticmethod
+    def fold_many(
+        accs: list[Acc],
+        groups: list[np.ndarray],
+        values: np.ndarray,
+        flags: np.ndarray,
+        duration_s: np.ndarray,
+        offsets: np.ndarray,
+    ) -> None:
+        """`accs[g].fold(rows groups[g] of the arrays)` for every g, in a fixed number of
+        NumPy calls instead of a dozen per window: with small batches most windows get one
+        or two readings, and per-call overhead was most of the worker's time.
+
+        The result is the same to the last bit: counts, covered seconds and histogram
+        bins hold whole numbers, extremes and flags do not depend on order, and the sums
+        are added position by position, so each window still adds its readings one at a
+        time in arrival order. (The NoiseWindow's own energy sum, which no output uses,
+        is summed per group in one go, as `fold` does per batch.)
+        """
+        sizes = np.array([len(g) for g in groups])
+        n_groups, idx = len(accs), np.concatenate(groups)
+        gid = np.repeat(np.arange(n_groups), sizes)
+        pos = np.arange(idx.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        v, t, o = values[idx], duration_s[idx], offsets[idx]
+        have = np.isfinite(v)
+        x = np.where(have, v, 0.0)
+        summand = np.where(have, np.where(IS_NOISE, t[:, None] * np.power(10.0, x / 10.0), x), 0.0)
+        rows = np.stack([acc.rows for acc in accs])
+        np.add.at(rows[:, 0], gid, have.astype(np.float64))
+        np.add.at(rows[:, 1], gid, np.where(have, t[:, None], 0.0))
+        for k in range(int(sizes.max())):
+            at = pos == k
+            rows[gid[at], 2] += summand[at]
+        np.minimum.at(rows[:, 3], gid, np.where(have, v, np.inf))
+        np.maximum.at(rows[:, 4], gid, np.where(have, v, -np.inf))
+        bits = np.stack([acc.flags for acc in accs])
+        np.bitwise_or.at(bits, gid, flags[idx].astype(np.uint32))
+        latest = np.array([acc.offset for acc in accs], dtype=np.int64)
+        np.maximum.at(latest, gid, o)
+        noisy = have[:, LAEQ]
+        g_n, level, t_n = gid[noisy], v[noisy, LAEQ], t[noisy]
+        covered = np.bincount(g_n, t_n, n_groups)
+        energies = np.bincount(g_n, t_n * np.power(10.0, level / 10.0), n_groups)
+        counts = np.bincount(g_n, minlength=n_groups)
+        high = np.full(n_groups, -np.inf)
+        low = np.full(n_groups, np.inf)
+        np.maximum.at(high, g_n, level)
+        np.minimum.at(low, g_n, level)
+        hist = np.zeros((n_groups, N_BINS))
+        np.add.at(hist, (g_n, bin_index(level)), t_n)
+        for g, acc in enumerate(accs):
+            acc.rows, acc.flags, acc.offset = rows[g], bits[g], int(latest[g])
+            if counts[g]:
+                w = acc.noise
+                w.covered_s += float(covered[g])
+                w.energy += float(energies[g])
+                w.lmax, w.lmin = max(w.lmax, float(high[g])), min(w.lmin, float(low[g]))
+                w.count += int(counts[g])
+                w.hist = w.hist + hist[g]
 
     def merge(self, other: Acc) -> Acc:
         """Both windows together (sums add, extremes combine); version and offset are

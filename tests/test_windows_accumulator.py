@@ -170,3 +170,43 @@ def test_out_of_range_values_are_left_out_but_flagged() -> None:
 def test_energetic_mean_is_not_the_arithmetic_mean() -> None:
     stats = by_quantity(fold([(70.0, 0.0), (50.0, 0.0)], 1800))
     assert round(stats["laeq"]["mean"], 2) == 67.03  # not 60
+
+
+@fast
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(1, 40))
+def test_folding_many_windows_at_once_equals_folding_each(seed, n_windows, n_rows) -> None:
+    """The vectorised fold of a batch (every window at once) against `fold` per window,
+    to the last bit: random readings, missing values, flags, offsets, windows that
+    already hold data, and windows that get several readings or none with LAeq."""
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(20, 110, (n_rows, Q)).round(1)
+    values[rng.random((n_rows, Q)) < 0.3] = np.nan
+    flags = rng.choice([0, 0, 0, quality.HUMIDITY_AFFECTED], (n_rows, Q)).astype(np.uint32)
+    durations = rng.choice([10.0, 60.0, 300.0], n_rows)
+    offsets = rng.permutation(n_rows).astype(np.int64) + 1000
+    owner = rng.integers(0, n_windows, n_rows)
+    groups = [np.flatnonzero(owner == g) for g in range(n_windows)]
+    groups = [g for g in groups if g.size]
+
+    def start(g: int) -> Acc:
+        acc = Acc()
+        if g % 2:  # a window that already holds readings from earlier batches
+            acc.fold(values[:1] + 1, flags[:1], durations[:1], np.array([7]))
+        return acc
+
+    each = [start(g) for g in range(len(groups))]
+    for acc, rows in zip(each, groups):
+        acc.fold(values[rows], flags[rows], durations[rows], offsets[rows])
+    many = [start(g) for g in range(len(groups))]
+    Acc.fold_many(many, groups, values, flags, durations, offsets)
+    for a, b in zip(many, each):
+        np.testing.assert_array_equal(a.rows, b.rows)
+        np.testing.assert_array_equal(a.flags, b.flags)
+        np.testing.assert_array_equal(a.noise.hist, b.noise.hist)
+        assert (a.offset, a.noise.count, a.noise.covered_s) == (
+            b.offset,
+            b.noise.count,
+            b.noise.covered_s,
+        )
+        assert (a.noise.lmin, a.noise.lmax) == (b.noise.lmin, b.noise.lmax)
+        assert json.dumps(a.stats(HOUR_S)) == json.dumps(b.stats(HOUR_S))  # NaN-aware

@@ -145,7 +145,7 @@ def day_levels(
     )
 
 
-def _bin_index(levels: np.ndarray) -> np.ndarray:
+def bin_index(levels: np.ndarray) -> np.ndarray:
     """Histogram bin of each level: [k*BIN_DB, (k+1)*BIN_DB), clamped to the plausible range."""
     k = np.floor((levels - LEVEL_MIN_DB) / BIN_DB).astype(np.int64)
     return np.clip(k, 0, N_BINS - 1)
@@ -207,7 +207,7 @@ class NoiseWindow:
         self.lmax = max(self.lmax, float(hi.max()))
         self.lmin = min(self.lmin, float(lo.min()))
         self.count += int(levels.size)
-        self.hist += np.bincount(_bin_index(levels), weights=t, minlength=N_BINS)
+        self.hist += np.bincount(bin_index(levels), weights=t, minlength=N_BINS)
 
     def merge(self, other: NoiseWindow) -> NoiseWindow:
         """The state of both windows together (sums add, extremes combine as max/min)."""

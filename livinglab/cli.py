@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = verbs.add_parser(
         "worker",
         help="run one stream worker (decode, dedup, windows; or alerting) against Kafka",
-        description=f"Run one Faust stream worker. Needs {ENV_KAFKA}; start several for more "
+        description=f"Run one stream worker. Needs {ENV_KAFKA}; start several for more "
         "throughput (workers of a role share the partitions of their input topics). A "
         "deployment runs both roles: `streams` workers and at least one `alerting` worker.",
     )

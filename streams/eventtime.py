@@ -31,6 +31,7 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ RETAIN_EXTRA_MS = 2 * DAY_MS
 NAMES = {MINUTE_MS: "1m", HOUR_MS: "1h"}
 _QIDX = {q: i for i, q in enumerate(QUANTITIES)}
 _NEVER = 2**63
+RUNNING_CHUNK = 256  # units per vectorised running-window call: bounds the hours decoded
 
 
 def sizes(unit: Unit) -> tuple[int, ...]:
@@ -101,7 +103,6 @@ class EventTime:
     pending: list[_Reading] = field(default_factory=list)
     changed: dict[str, None] = field(default_factory=dict)  # closed-window keys, in order
     dirty_devices: set[str] = field(default_factory=set)
-    _cache: dict[str, Acc | None] = field(default_factory=dict)
     _emit: set[tuple[str, int, int]] = field(default_factory=set)
     _derive: set[tuple[str, str, int]] = field(default_factory=set)
     _arrays: tuple[np.ndarray, ...] = ()  # the batch's readings: values, flags, seconds, offsets
@@ -127,9 +128,14 @@ class EventTime:
         )
 
     # -- the end of a batch ----------------------------------------------------------------
-    def end_batch(self) -> list[dict[str, Any]]:
+    def end_batch(self) -> Iterator[dict[str, Any]]:
         """Fold the batch's readings in, close what the watermark passed, apply late
-        readings as corrections, drop what is past retention; returns the aggregates."""
+        readings as corrections, drop what is past retention; yields the aggregates.
+
+        A generator, to be run to its end: at an hour's close every unit of the
+        partition has several aggregates, and building them all before encoding any
+        held hundreds of MB for 100,000 units. Retention and the closed-hours mark
+        are applied after the last one."""
         wm, c_old = self.meta["wm"], self.meta["c"]
         c_new = max(c_old, window_start(wm, HOUR_MS))
         on_time, late = self._groups()
@@ -139,13 +145,15 @@ class EventTime:
             self._close_all(wm, c_old, c_new)
         for (dev_eui, size, start), rows in late.items():
             self._fold_late(dev_eui, size, start, rows, c_new)
-        records = [self._tumbling(*key) for key in sorted(self._emit)]
-        records += self._running()
-        records += [self._day(*key) for key in sorted(self._derive) if key[1] not in RUNNING]
+        records = chain(
+            (self._tumbling(*key) for key in sorted(self._emit)),
+            self._running(),
+            (self._day(*key) for key in sorted(self._derive) if key[1] not in RUNNING),
+        )
+        yield from (r for r in records if r is not None)
         if self._wm0 >= self.meta["x"]:
             self._expire(self._wm0 - self._retain_ms)
         self.meta["c"] = c_new
-        return [r for r in records if r is not None]
 
     def _groups(self) -> tuple[dict[tuple, Any], dict[tuple, Any]]:
         """The batch's readings as arrays, grouped by (device, window size, start) and by
@@ -214,7 +222,6 @@ class EventTime:
     def _store(self, dev_eui: str, size: int, start: int, acc: Acc) -> None:
         key = entry_key(dev_eui, size, start)
         self.devices[key] = acc.to_str()
-        self._cache[key] = acc
         self.changed[key] = None
         self._emit.add((dev_eui, size, start))
         self.meta["x"] = min(self.meta["x"], start + size + self._retain_ms)
@@ -325,11 +332,10 @@ class EventTime:
 
     # -- records ---------------------------------------------------------------------------
     def _hour(self, dev_eui: str, start: int) -> Acc | None:
-        key = entry_key(dev_eui, HOUR_MS, start)
-        if key not in self._cache:
-            text = self.devices.get(key)
-            self._cache[key] = None if text is None else Acc.from_str(text)
-        return self._cache[key]
+        """A closed hour, decoded afresh each time: decoded hours are large (a dense level
+        histogram each), and keeping every unit's day of them for a batch took GBs."""
+        text = self.devices.get(entry_key(dev_eui, HOUR_MS, start))
+        return None if text is None else Acc.from_str(text)
 
     def _record(
         self, dev_eui: str, window: str, start: int, end: int, version: int, stats, indices
@@ -350,7 +356,7 @@ class EventTime:
 
     def _tumbling(self, dev_eui: str, size: int, start: int) -> dict[str, Any] | None:
         key = entry_key(dev_eui, size, start)
-        acc = self._cache.get(key) or Acc.from_str(self.devices[key])
+        acc = Acc.from_str(self.devices[key])
         indices = derived.lki(acc) if size == HOUR_MS else []
         stats = acc.stats(size / 1000)
         return self._record(dev_eui, NAMES[size], start, start + size, acc.version, stats, indices)
@@ -363,23 +369,23 @@ class EventTime:
         present = [acc for acc in hours if acc is not None]
         return hours, 1 + sum(acc.version - 1 for acc in present) if present else 0
 
-    def _running(self) -> list[dict[str, Any] | None]:
+    def _running(self) -> Iterator[dict[str, Any] | None]:
         """Running windows, computed together for all units that end one at the same time."""
         by_end: dict[tuple[str, int], list[str]] = defaultdict(list)
         for dev_eui, kind, end in sorted(self._derive):
             if kind in RUNNING:
                 by_end[(kind, end)].append(dev_eui)
-        records = []
         for (kind, end), devices in sorted(by_end.items()):
             start = end - RUNNING[kind][2] * HOUR_MS
-            found = [(dev, *self._hours(dev, start, end)) for dev in devices]
-            found = [(dev, hours, version) for dev, hours, version in found if version]
-            if not found:
-                continue
-            grids = [derived.HourGrid(hours) for _, hours, _ in found]
-            for (dev, _, version), stats in zip(found, derived.running(kind, grids)):
-                records.append(self._record(dev, kind, start, end, version, stats, []))
-        return records
+            for first in range(0, len(devices), RUNNING_CHUNK):
+                chunk = devices[first : first + RUNNING_CHUNK]
+                found = [(dev, *self._hours(dev, start, end)) for dev in chunk]
+                found = [(dev, hours, version) for dev, hours, version in found if version]
+                if not found:
+                    continue
+                grids = [derived.HourGrid(hours) for _, hours, _ in found]
+                for (dev, _, version), stats in zip(found, derived.running(kind, grids)):
+                    yield self._record(dev, kind, start, end, version, stats, [])
 
     def _day(self, dev_eui: str, kind: str, end: int) -> dict[str, Any] | None:
         """A local day (1d, with the 7 hours before it for the O3 8-h maximum) or an Lden

@@ -160,8 +160,11 @@ class Acc:
         low = np.full(n_groups, np.inf)
         np.maximum.at(high, g_n, level)
         np.minimum.at(low, g_n, level)
-        hist = np.zeros((n_groups, N_BINS))
-        np.add.at(hist, (g_n, bin_index(level)), t_n)
+        # Seconds per (window, level bin), only for the pairs that occur: a dense
+        # windows x bins array would be tens of MB per batch.
+        cells, cell = np.unique(g_n * N_BINS + bin_index(level), return_inverse=True)
+        seconds = np.bincount(cell, t_n)
+        first = np.searchsorted(cells // N_BINS, np.arange(n_groups + 1))
         for g, acc in enumerate(accs):
             acc.rows, acc.flags, acc.offset = rows[g], bits[g], int(latest[g])
             if counts[g]:
@@ -170,7 +173,8 @@ class Acc:
                 w.energy += float(energies[g])
                 w.lmax, w.lmin = max(w.lmax, float(high[g])), min(w.lmin, float(low[g]))
                 w.count += int(counts[g])
-                w.hist = w.hist + hist[g]
+                at = slice(first[g], first[g + 1])
+                w.hist[cells[at] % N_BINS] += seconds[at]
 
     def merge(self, other: Acc) -> Acc:
         """Both windows together (sums add, extremes combine); version and offset are

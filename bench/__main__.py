@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 work / contender.name, args.partitions, registry, registry_path, extra
             ) as b:
                 report["contenders"][contender.name] = trial(contender, b, plan)
-        log("our processing alone (no Faust, no Kafka)")
+        log("our processing alone (no Kafka)")
         report["ours_processor_only"] = processor_rate(
             registry, uplinks.records[:preloaded], work / "processor-state"
         )

@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from livinglab.config import Settings
 from livinglab.kafka import (
@@ -77,6 +84,7 @@ def restore(bootstrap: str, partition: int, root: Path) -> PartitionState:
             "group.id": f"{WORKER_GROUP}-restore",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 10,
+            "enable.partition.eof": True,  # a compacted tail may end below `ends`
             "log_level": 3,
         }
     )
@@ -84,11 +92,12 @@ def restore(bootstrap: str, partition: int, root: Path) -> PartitionState:
         reader.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in todo])
         while todo:
             for msg in reader.consume(num_messages=10_000, timeout=0.5):
+                where = (msg.topic(), msg.partition())
                 if msg.error() is not None:
                     if msg.error().code() != KafkaError._PARTITION_EOF:
                         raise RuntimeError(f"cannot restore state: {msg.error()}")
+                    todo.pop(where, None)
                     continue
-                where = (msg.topic(), msg.partition())
                 table = tables[msg.topic()]
                 key = orjson.loads(msg.key())
                 if msg.value() is None:
@@ -153,12 +162,21 @@ class UplinkWorker:
                 messages = [m for m in consumer.consume(BATCH, POLL_S) if _ok(m)]
                 if messages:
                     self.process(messages)
-                    consumer.commit(offsets=next_offsets(messages), asynchronous=False)
+                    self._commit(consumer, messages)
         finally:
             consumer.close()
             self.producer.flush(30)
             for state in self.states.values():
                 state.devices.close()
+
+    def _commit(self, consumer: Consumer, messages: list[Any]) -> None:
+        """Commit the batch's offsets. A commit refused because the group is rebalancing
+        is not an error: outputs and state are written, and whoever gets the partition
+        next replays from the last commit and recognises the records by their offsets."""
+        try:
+            consumer.commit(offsets=next_offsets(messages), asynchronous=False)
+        except KafkaException as exc:
+            log.warning("offsets not committed (%s); the batch will be recognised if replayed", exc)
 
     def process(self, messages: list[Any]) -> None:
         """One batch: outputs, then the state changes they imply (see the module doc)."""

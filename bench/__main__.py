@@ -23,6 +23,7 @@ from bench.workload import START_MS, registry_document, simulate, synthetic_regi
 from livinglab.processes import python_module
 from livinglab.registry import parse_registry
 
+MEMORY_TARGET_UNITS = 100_000
 DAY_INTERVAL_S = 3600  # the memory run's day: an uplink per hour fills every hour
 HOUR_MS = 3_600_000
 COPIES_PER_FRAME = 1.5  # two gateways per lab: each frame is heard once or twice
@@ -50,7 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=int, default=5000, help="offered uplinks/s in the latency run")
     p.add_argument("--latency-seconds", type=float, default=10.0, help="length of the paced run")
     p.add_argument("--partitions", type=int, default=4, help="partitions of every topic")
-    p.add_argument("--memory-units", type=int, default=100_000, help="units of the memory run")
+    p.add_argument(
+        "--memory-units", type=int, default=MEMORY_TARGET_UNITS, help="units of the memory run"
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per throughput run")
     p.add_argument(
         "--contenders",
@@ -106,7 +109,7 @@ def _memory_child(units: int, interval_s: int, span_ms: int, workdir: Path) -> d
     write_records(records, (r for r, _ in uplink_records(registry, minutes, start_ms=start_ms)))
     log(f"memory run: {units} units, {minutes:g} min of uplinks every {interval_s} s")
     argv = python_module("bench.inprocess", str(records), str(units), str(interval_s))
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600)
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=3600)
     return json.loads(out.stdout)
 
 
@@ -140,6 +143,10 @@ def verdicts(report: dict[str, Any]) -> dict[str, Any]:
             else bool(value <= target if name in lower_is_better else value >= target)
         )
         out[name] = {"target": target, "measured": value, "met": met}
+    day = report.get("memory", {}).get("after_a_day", {})
+    if day.get("units", 0) < MEMORY_TARGET_UNITS:  # fewer units than the target names
+        out["memory_100k_units_rss_mib"]["met"] = False
+        out["memory_100k_units_rss_mib"]["units"] = day.get("units")
     return out
 
 

@@ -183,11 +183,20 @@ def new_producer(bootstrap: str, **extra: object) -> Producer:
     return Producer(producer_config(bootstrap, **extra))
 
 
-def produce(producer: Producer, topic: str, key: bytes, value: bytes, headers: list) -> None:
-    """Produce, waiting for deliveries while the local queue is full (backpressure)."""
+def produce(
+    producer: Producer,
+    topic: str,
+    key: bytes,
+    value: bytes | None,
+    headers: list | None = None,
+    partition: int | None = None,
+) -> None:
+    """Produce, waiting for deliveries while the local queue is full (backpressure).
+    `partition` overrides the partitioner (changelogs follow their input partition)."""
+    where = {} if partition is None else {"partition": partition}
     while True:
         try:
-            producer.produce(topic, value=value, key=key, headers=headers)
+            producer.produce(topic, value=value, key=key, headers=headers, **where)
             return
         except BufferError:
             producer.poll(0.05)

@@ -211,7 +211,7 @@ class UplinkWorker:
         self._flush("outputs")
         flushed = time.perf_counter()
         for topic, partition, key, value in changes:
-            self._send(topic, partition, orjson.dumps(key), value)
+            produce(self.producer, topic, orjson.dumps(key), value, partition=partition)
         self._flush("state changes")
         log.info(
             "batch of %d uplinks: %.0f ms processing, %.0f ms outputs, %.0f ms state; totals %s",
@@ -221,14 +221,6 @@ class UplinkWorker:
             (time.perf_counter() - flushed) * 1000,
             dict(self.totals),
         )
-
-    def _send(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, partition=partition)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
 
     def _flush(self, what: str) -> None:
         remaining = self.producer.flush(30)

@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated subset of ours-1w, ours-2w, quix, faust, bare",
     )
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness works")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        help="work in this directory and keep it, with every process's log under <contender>/",
+    )
     args = p.parse_args(argv)
     if args.smoke:
         for name, value in SMOKE.items():
@@ -151,14 +158,25 @@ def verdicts(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@contextmanager
+def workdir(keep: Path | None) -> Iterator[Path]:
+    """Where the run keeps its broker data, state and logs: a temporary directory, or
+    `--keep`'s, left in place for reading the logs."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="livinglab-bench-") as tmp:
+        yield Path(tmp)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report: dict[str, Any] = {
         "code": revision(),
         "machine": {"cores": os.cpu_count(), "load_at_start": load()},
     }
-    with tempfile.TemporaryDirectory(prefix="livinglab-bench-") as tmp:
-        work = Path(tmp)
+    with workdir(args.keep) as work:
         registry_path = work / "registry.yaml"
         registry = synthetic_registry(args.units, registry_path)
         paced = int(args.rate * args.latency_seconds)
@@ -182,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         report["contenders"] = {}
         for contender in contenders(args.contenders):
             with fresh_broker(
-                work / contender.name, args.partitions, registry, registry_path, extra
+                work / contender.name,
+                args.partitions,
+                registry,
+                registry_path,
+                extra,
+                keep=args.keep is not None,
             ) as b:
                 report["contenders"][contender.name] = trial(contender, b, plan)
         log("our processing alone (no Kafka)")

@@ -2,7 +2,8 @@
 
 The state lives in the processor's per-device mapping (a changelog-backed Faust table):
 
-- device entry `state["w"]`: the unit's open tumbling windows {"<size_s>/<start>": Acc};
+- device entry `state["w"]`: the unit's open tumbling windows {"<size_s>/<start>": Acc}
+  (decoded while the unit is active between two checkpoints, else as stored strings);
   `state["s"]`: per window size the [oldest, newest] start of its closed windows;
 - closed windows under their own keys "<dev_eui>/<size_s>/<start>" (Acc with version
   and the highest input offset folded in), kept until they are older than the
@@ -193,13 +194,13 @@ class EventTime:
         for dev_eui, size, start in groups:
             open_ = self.devices[dev_eui].setdefault("w", {})
             key = f"{size // 1000}/{start}"
-            accs.append(Acc.from_str(open_[key]) if key in open_ else Acc())
+            accs.append(Acc.thaw(open_[key]) if key in open_ else Acc())
             slots.append((open_, key))
             self.dirty_devices.add(dev_eui)
             self.meta["n"] = min(self.meta["n"], start + size)
         Acc.fold_many(accs, [np.asarray(rows) for rows in groups.values()], *self._arrays)
         for (open_, key), acc in zip(slots, accs):
-            open_[key] = acc.to_str()
+            open_[key] = acc  # encoded at the next checkpoint (processor.freeze)
 
     def _fold_late(self, dev_eui: str, size: int, start: int, rows: list[int], c: int) -> None:
         """A correction: fold late readings into the closed window (skipping any already
@@ -252,7 +253,7 @@ class EventTime:
                 if start + size > wm:
                     due = min(due, start + size)
                     continue
-                acc = Acc.from_str(open_.pop(key))
+                acc = Acc.thaw(open_.pop(key))
                 self.dirty_devices.add(dev_eui)
                 if entry_key(dev_eui, size, start) in self.devices:
                     continue  # stored before a crash, with all of this and maybe more

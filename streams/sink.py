@@ -1,9 +1,9 @@
 """The ClickHouse sink: the one writer of the store.
 
-Consumes the output topics in batches bounded by size and time, inserts each
-(topic, partition) slice with the deduplication token
-`topic:partition:firstOffset-lastOffset`, and commits offsets only after ClickHouse
-acknowledged. A crash between insert and commit replays the same slice, which the
+Consumes the output topics in batches bounded by size and time, inserts each topic's
+slice (all its partitions at once: an insert has a fixed cost of tens of ms in chDB) with
+the deduplication token `topic:partition:first-last,...`, and commits offsets only after
+ClickHouse acknowledged. A crash between insert and commit replays the same slice, which the
 engine drops (token) or the tables collapse (ReplacingMergeTree keys).
 
 For chDB, whose data directory only one process may open, the sink also answers SQL
@@ -106,8 +106,15 @@ class Sink:
         try:
             while not self.stopping:
                 batch = self._collect(consumer)
+                started = time.perf_counter()
                 if batch and self._write(batch, consumer):
                     consumer.commit(offsets=next_offsets(batch), asynchronous=False)
+                    log.info(
+                        "stored %d records in %.0f ms; totals %s",
+                        len(batch),
+                        (time.perf_counter() - started) * 1000,
+                        dict(self.records_stored),
+                    )
         finally:
             consumer.close()
 
@@ -128,22 +135,20 @@ class Sink:
 
     def _write(self, batch: list[Any], consumer: Consumer) -> bool:
         """Insert a batch slice by slice; False if stopped before all of it was stored."""
-        slices: dict[tuple[str, int], list[Any]] = defaultdict(list)
+        slices: dict[str, list[Any]] = defaultdict(list)
         for msg in batch:
-            slices[(msg.topic(), msg.partition())].append(msg)
-        for (topic, partition), msgs in slices.items():
-            token = f"{topic}:{partition}:{msgs[0].offset()}-{msgs[-1].offset()}"
+            slices[msg.topic()].append(msg)
+        for topic, msgs in slices.items():
+            token = slice_token(topic, msgs)
             stored = self._store_as_avro(topic, msgs, token) or self._store_records(
-                topic, partition, msgs, token, consumer
+                topic, msgs, token, consumer
             )
             if not stored:
                 return False
             self.records_stored[topic] += len(msgs)
         return True
 
-    def _store_records(
-        self, topic: str, partition: int, msgs: list[Any], token: str, consumer: Consumer
-    ) -> bool:
+    def _store_records(self, topic: str, msgs: list[Any], token: str, consumer: Consumer) -> bool:
         """Record by record: decode, build the rows, dead-letter what cannot be stored,
         insert with retries; False if stopped before all of it was stored."""
         records, rejected = [], []
@@ -156,7 +161,7 @@ class Sink:
         for table, build in rows.tables_for(topic):
             data, unfit = _build(build, records)
             outputs.append((table, data))
-            rejected += [_rejected(topic, partition, -1, rows_json(r), exc) for r, exc in unfit]
+            rejected += [_rejected(topic, None, -1, rows_json(r), exc) for r, exc in unfit]
         if rejected:
             outputs.append(("deadletter", rows.deadletter_rows(rejected)))
         for table, data in outputs:
@@ -300,15 +305,28 @@ def _sleep_polling(consumer: Consumer, seconds: float) -> None:
         consumer.poll(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
-def _rejected(topic: str, partition: int, offset: int, value: bytes, exc: Exception) -> dict:
+def _rejected(topic: str, partition: int | None, offset: int, value: bytes, exc: Exception) -> dict:
+    """A record the sink cannot store; its origin is the message, or only the topic for
+    a decoded record that does not fit the table's columns."""
     return dead_letter(
         source=topic,
         stage="sink",
         reason="undecodable",
         detail=str(exc),
         original=value or b"",
-        origin=f"{topic}:{partition}:{offset}",
+        origin=topic if partition is None else f"{topic}:{partition}:{offset}",
     )
+
+
+def slice_token(topic: str, msgs: list[Any]) -> str:
+    """The insert deduplication token of a topic's slice of a batch: its offset range per
+    partition, so the same slice delivered again is dropped by the engine."""
+    ranges: dict[int, list[int]] = {}
+    for m in msgs:
+        span = ranges.setdefault(m.partition(), [m.offset(), m.offset()])
+        span[0], span[1] = min(span[0], m.offset()), max(span[1], m.offset())
+    parts = ",".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted(ranges.items()))
+    return f"{topic}:{parts}"
 
 
 def run_sink(settings: Settings) -> None:

@@ -1,20 +1,26 @@
 """The stream worker: `lorawan.uplinks` -> `PartitionProcessor` -> readings, aggregates,
-dead letters, on librdkafka in batches.
+dead letters, on librdkafka in batches, with checkpoints.
 
 Each poll takes whatever is waiting (up to BATCH records, at most POLL_S of waiting), so
 a backlog goes through in large batches and a trickle in small ones with little delay.
-Per batch, in this order: outputs produced and acknowledged, then the changed state
-written to its changelog and acknowledged, then the input offsets committed. A crash
-between any two steps replays the batch; the state remembers the input offset applied
-to each entry, so nothing is counted twice, and outputs carry deterministic keys that
-the sink deduplicates.
+A batch's outputs are handed to the producer at once (that is the latency path). Every
+CHECKPOINT_S or MAX_DIRTY changed entries, when the input runs dry, at a revocation and
+at the end, a checkpoint waits until every output so far is acknowledged, then writes
+the state changed since the last checkpoint to its changelog and waits for that, then
+commits the input offsets processed. A crash replays the input since the last
+checkpoint onto the state of that checkpoint: nothing is counted twice (each state entry
+also remembers the last input offset applied to it), and outputs produced again carry
+deterministic keys that the sink deduplicates. Acknowledging, writing state and
+committing every few seconds instead of per batch keeps small batches cheap, and a
+unit's decoded state (dedup ring, open windows) is encoded once per checkpoint instead
+of once per batch.
 
 State is per partition of `lorawan.uplinks` (device entries in memory, closed windows
 in a local RocksDB: streams/state_store.py), backed by two compacted changelog topics
 (the names and JSON encoding the earlier Faust worker used, so state written by it
 restores). A partition's state is read back from its changelog partition when the
-partition is assigned, and dropped when it is revoked: revocation happens inside
-`consume`, between batches, when everything before it has been committed.
+partition is assigned, and dropped when it is revoked, after a checkpoint: revocation
+happens inside `consume`, between batches.
 """
 
 from __future__ import annotations
@@ -45,15 +51,20 @@ from livinglab.kafka import (
     create_topics,
     end_offsets,
     new_producer,
-    next_offsets,
     produce,
 )
 from livinglab.registry import Registry, load_registry
-from streams.processor import PartitionProcessor
-from streams.state_store import TieredState, partition_dir, remove_orphans
+from streams.processor import PartitionProcessor, freeze
+from streams.state_store import COLD, TieredState, partition_dir, remove_orphans
 
 BATCH = 10_000  # most records per batch (a backlog)
 POLL_S = 0.02  # longest wait for a batch to fill (a trickle: small batches, low latency)
+# A checkpoint at least every CHECKPOINT_S (what a crash makes the worker redo; Quix
+# Streams commits every 5 s by default, Kafka Streams every 30 s) and whenever
+# MAX_DIRTY state entries changed: decoded entries take ~15 kB each until the checkpoint
+# encodes them, so this bounds the memory a backlog of 100,000 units could take.
+CHECKPOINT_S = 5.0
+MAX_DIRTY = 10_000
 DEVICES = f"{WORKER_GROUP}-devices-changelog"
 PARTITIONS = f"{WORKER_GROUP}-partitions-changelog"
 CHANGELOGS = (DEVICES, PARTITIONS)
@@ -67,6 +78,15 @@ class PartitionState:
 
     devices: TieredState
     meta: dict[str, Any] = field(default_factory=dict)
+    dirty: dict[str, None] = field(default_factory=dict)  # changed since the checkpoint
+    position: int = -1  # the next input offset after what was processed
+
+    def changes(self) -> list[str]:
+        """Changed keys to write, closed windows first: in one changelog partition a
+        crash can only lose a suffix, so a device entry that made it implies that the
+        closed windows it refers to did."""
+        keys = list(self.dirty)
+        return [k for k in keys if COLD in k] + [k for k in keys if COLD not in k]
 
 
 def restore(bootstrap: str, partition: int, root: Path) -> PartitionState:
@@ -126,6 +146,7 @@ class UplinkWorker:
         remove_orphans(self.state_root)
         self.totals: dict[str, int] = defaultdict(int)
         self.stopping = False
+        self.batches, self.uplinks, self.batch_ms = 0, 0, 0.0  # since the last checkpoint
         create_topics(settings.kafka, [UPLINKS], settings.partitions)
         create_topics(
             settings.kafka, CHANGELOGS, settings.partitions, {"cleanup.policy": "compact"}
@@ -145,6 +166,7 @@ class UplinkWorker:
         )
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.checkpoint(consumer)
         for tp in partitions:
             state = self.states.pop(tp.partition, None)
             if state is not None:
@@ -157,34 +179,30 @@ class UplinkWorker:
             consumer_config(self.bootstrap, WORKER_GROUP, **{"fetch.wait.max.ms": 10})
         )
         consumer.subscribe([UPLINKS], on_assign=self._assigned, on_revoke=self._revoked)
+        last = time.monotonic()
         try:
             while not self.stopping:
                 messages = [m for m in consumer.consume(BATCH, POLL_S) if _ok(m)]
                 if messages:
                     self.process(messages)
-                    self._commit(consumer, messages)
+                dirty = sum(len(state.dirty) for state in self.states.values())
+                if not messages or dirty >= MAX_DIRTY or time.monotonic() - last >= CHECKPOINT_S:
+                    self.checkpoint(consumer)
+                    last = time.monotonic()
+            self.checkpoint(consumer)
         finally:
             consumer.close()
             self.producer.flush(30)
             for state in self.states.values():
                 state.devices.close()
 
-    def _commit(self, consumer: Consumer, messages: list[Any]) -> None:
-        """Commit the batch's offsets. A commit refused because the group is rebalancing
-        is not an error: outputs and state are written, and whoever gets the partition
-        next replays from the last commit and recognises the records by their offsets."""
-        try:
-            consumer.commit(offsets=next_offsets(messages), asynchronous=False)
-        except KafkaException as exc:
-            log.warning("offsets not committed (%s); the batch will be recognised if replayed", exc)
-
     def process(self, messages: list[Any]) -> None:
-        """One batch: outputs, then the state changes they imply (see the module doc)."""
+        """One batch: its outputs go to the producer; the state changes wait for the
+        checkpoint (see the module doc)."""
         started = time.perf_counter()
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for m in messages:
             by_partition[m.partition()].append(m)
-        changes: list[tuple[str, int, str, bytes | None]] = []
         for partition, batch in by_partition.items():
             state = self.states[partition]
             proc = PartitionProcessor(
@@ -202,25 +220,65 @@ class UplinkWorker:
             outputs, dirty = proc.take()
             for topic, key, value, headers in outputs:
                 produce(self.producer, topic, key, value, headers)
-            # Serialised now: the state objects keep changing in the next batch. A key gone
-            # from the table (an expired closed window) is written as a tombstone.
-            changes += [(DEVICES, partition, k, state_bytes(state.devices.get(k))) for k in dirty]
-            meta_key = str(partition)
-            changes.append((PARTITIONS, partition, meta_key, state_bytes(state.meta[meta_key])))
-        processed = time.perf_counter()
+            state.dirty.update(dict.fromkeys(dirty))
+            state.position = batch[-1].offset() + 1
+        self.producer.poll(0)
+        self.batches += 1
+        self.batch_ms += (time.perf_counter() - started) * 1000
+        self.uplinks += len(messages)
+
+    def checkpoint(self, consumer: Consumer) -> None:
+        """Outputs acknowledged, then the changed state written and acknowledged, then the
+        input offsets committed (see the module doc); nothing to do if nothing changed."""
+        pending = {p: s for p, s in self.states.items() if s.position >= 0}
+        if not pending:
+            return
+        started = time.perf_counter()
         self._flush("outputs")
         flushed = time.perf_counter()
-        for topic, partition, key, value in changes:
-            produce(self.producer, topic, orjson.dumps(key), value, partition=partition)
+        keys = 0
+        for partition, state in pending.items():
+            # A key gone from the table (an expired closed window) is written as a tombstone.
+            for key in state.changes():
+                value = state_bytes(state.devices.get(key))
+                produce(self.producer, DEVICES, orjson.dumps(key), value, partition=partition)
+            keys += len(state.dirty)
+            meta_key = str(partition)
+            produce(
+                self.producer,
+                PARTITIONS,
+                orjson.dumps(meta_key),
+                state_bytes(state.meta[meta_key]),
+                partition=partition,
+            )
         self._flush("state changes")
+        written = time.perf_counter()
+        offsets = [TopicPartition(UPLINKS, p, s.position) for p, s in pending.items()]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Refused because the group is rebalancing: outputs and state are written, and
+            # whoever gets the partition next replays from the last commit and recognises
+            # the records by their offsets.
+            log.warning(
+                "offsets not committed (%s); the records will be recognised if replayed", exc
+            )
+        for state in pending.values():
+            state.dirty.clear()
+            state.position = -1
         log.info(
-            "batch of %d uplinks: %.0f ms processing, %.0f ms outputs, %.0f ms state; totals %s",
-            len(messages),
-            (processed - started) * 1000,
-            (flushed - processed) * 1000,
-            (time.perf_counter() - flushed) * 1000,
+            "checkpoint after %d batches of %d uplinks (%.0f ms processing): %.0f ms outputs, "
+            "%d state entries in %.0f ms, commit %.0f ms; totals %s",
+            self.batches,
+            self.uplinks,
+            self.batch_ms,
+            (flushed - started) * 1000,
+            keys,
+            (written - flushed) * 1000,
+            (time.perf_counter() - written) * 1000,
             dict(self.totals),
         )
+        self.batches, self.uplinks, self.batch_ms = 0, 0, 0.0
 
     def _flush(self, what: str) -> None:
         remaining = self.producer.flush(30)
@@ -238,8 +296,9 @@ def _ok(msg: Any) -> bool:
 
 
 def state_bytes(state: Any) -> bytes | None:
-    """A state entry as its changelog value (compact JSON; None: a tombstone)."""
-    return None if state is None else orjson.dumps(state)
+    """A state entry as its changelog value (compact JSON; None: a tombstone), its decoded
+    parts turned back into their stored form (`processor.freeze`)."""
+    return None if state is None else orjson.dumps(freeze(state))
 
 
 def run_uplink_worker(settings: Settings) -> None:

@@ -27,6 +27,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import lz4.block
 import numpy as np
 
 from livinglab.codec.payload import QUANTITIES
@@ -42,6 +43,9 @@ LAEQ = COLUMN["laeq"]
 PERCENTS = (10.0, 50.0, 90.0)  # L10, L50, L90
 
 _HEAD = struct.Struct("<Iq")  # version, highest input offset folded in
+# Stored form: this prefix, then base64 of the LZ4 block (zlib took 9 us per window, LZ4
+# 1 us, 16 % larger); strings without it are zlib, written before.
+_LZ4 = "4:"
 _ROWS = 5  # count, covered_s, sum, min, max
 _ROWS_BYTES = _ROWS * len(QUANTITIES) * 8
 _FLAGS_BYTES = len(QUANTITIES) * 4
@@ -236,11 +240,20 @@ class Acc:
                 self.noise.to_bytes(),
             )
         )
-        return base64.b64encode(zlib.compress(raw, 1)).decode("ascii")
+        return _LZ4 + base64.b64encode(lz4.block.compress(raw)).decode("ascii")
+
+    @classmethod
+    def thaw(cls, kept: Acc | str) -> Acc:
+        """An open window as the device entry holds it: decoded since the last checkpoint
+        (streams/uplink_worker.py), or its stored string."""
+        return kept if isinstance(kept, Acc) else cls.from_str(kept)
 
     @classmethod
     def from_str(cls, text: str) -> Acc:
-        raw = zlib.decompress(base64.b64decode(text))
+        if text.startswith(_LZ4):
+            raw = lz4.block.decompress(base64.b64decode(text[len(_LZ4) :]))
+        else:  # zlib: written before lz4
+            raw = zlib.decompress(base64.b64decode(text))
         version, offset = _HEAD.unpack_from(raw)
         at = _HEAD.size
         rows = np.frombuffer(raw, "<f8", _ROWS * len(QUANTITIES), at).reshape(_ROWS, -1).copy()

@@ -17,6 +17,16 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import expand_schema, fingerprint, to_parsing_canonical_form
 
+try:
+    # The compiled writer behind `schemaless_writer`, called directly: the public
+    # wrapper's set-up per call (an IO object, the schema parsed again, an options dict)
+    # took a third of encoding a reading (24 -> 17 us), the stream worker's largest cost.
+    # Output checked equal to `schemaless_writer`'s (tests/test_sink_avro_path.py).
+    from fastavro._write import write_data as _write_data
+except ImportError:  # fastavro without its compiled modules
+    _write_data = None
+_OPTIONS = {"strict": False, "strict_allow_default": False, "disable_tuple_notation": False}
+
 HERE = Path(__file__).resolve().parent
 AVRO_DIR = HERE / "avro"
 DDL_DIR = HERE / "clickhouse"
@@ -50,9 +60,13 @@ class AvroCodec:
         self.headers = [(SCHEMA_HEADER, self.fingerprint.encode())]
 
     def encode(self, record: dict[str, Any]) -> bytes:
-        buf = io.BytesIO()
-        schemaless_writer(buf, self.schema, record)
-        return buf.getvalue()
+        if _write_data is None:
+            buf = io.BytesIO()
+            schemaless_writer(buf, self.schema, record)
+            return buf.getvalue()
+        out = bytearray()
+        _write_data(out, record, self.schema, self.schema["__named_schemas"], "", _OPTIONS)
+        return bytes(out)
 
     def decode(
         self, data: bytes, headers: Iterable[tuple[str, bytes]] | None = None

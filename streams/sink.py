@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError
 
 from livinglab.config import Settings
 from livinglab.deadletter import dead_letter
@@ -44,7 +44,7 @@ from streams import rows
 log = logging.getLogger("livinglab.sink")
 
 MAX_ROWS = 50_000  # records per batch
-MAX_WAIT_S = 0.2  # time bound of a batch: a reading is in ClickHouse well within 1 s
+MAX_WAIT_S = 0.2  # most time a record waits in Kafka for its batch to fill
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 10.0
 POISON_AFTER = 3  # failed attempts before looking for rows the store refuses
@@ -119,6 +119,9 @@ class Sink:
             consumer.close()
 
     def _collect(self, consumer: Consumer) -> list[Any]:
+        """Up to MAX_ROWS records; the batch closes when its first record has waited
+        MAX_WAIT_S since it was produced, so records that queued up during the previous
+        insert are not kept waiting for another full MAX_WAIT_S."""
         batch: list[Any] = []
         deadline = time.monotonic() + MAX_WAIT_S
         while len(batch) < MAX_ROWS and not self.stopping:
@@ -128,6 +131,9 @@ class Sink:
             for msg in consumer.consume(num_messages=MAX_ROWS - len(batch), timeout=left):
                 err = msg.error()
                 if err is None:
+                    if not batch:
+                        waited = waited_s(msg.timestamp(), time.time())
+                        deadline = time.monotonic() + MAX_WAIT_S - waited
                     batch.append(msg)
                 elif err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", err)
@@ -292,6 +298,16 @@ def _build(
             except (pa.ArrowException, ValueError, TypeError, OverflowError, KeyError) as exc:
                 unfit.append((record, exc))
         return build(good), unfit
+
+
+def waited_s(timestamp: tuple[int, int], now: float) -> float:
+    """How long a record has been in Kafka by its (type, epoch ms) timestamp, within
+    [0, MAX_WAIT_S]: the producer's clock may be off, so a batch never waits longer than
+    MAX_WAIT_S, and a record without a timestamp counts as just produced."""
+    kind, ms = timestamp
+    if kind == TIMESTAMP_NOT_AVAILABLE:
+        return 0.0
+    return min(MAX_WAIT_S, max(0.0, now - ms / 1000))
 
 
 def rows_json(record: dict) -> bytes:

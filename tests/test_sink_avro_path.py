@@ -13,11 +13,13 @@ from pathlib import Path
 
 import fastavro
 import pytest
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_NOT_AVAILABLE
 
 from livinglab.codec.payload import QUANTITIES
 from livinglab.store import ChdbStore, migrate
 from schemas import SCHEMA_HEADER, codec
 from streams.rows import FROM_AVRO, tables_for
+from streams.sink import MAX_WAIT_S, waited_s
 
 READING = codec("reading")
 
@@ -55,6 +57,13 @@ def test_container_is_a_valid_avro_file_for_an_independent_reader() -> None:
     records = edge_cases()
     container = READING.container([READING.encode(r) for r in records])
     assert list(fastavro.reader(io.BytesIO(container))) == records
+
+
+def test_encoding_is_byte_for_byte_fastavros_public_writer() -> None:
+    for record in edge_cases():
+        public = io.BytesIO()
+        fastavro.schemaless_writer(public, READING.schema, record)
+        assert READING.encode(record) == public.getvalue()
 
 
 def test_only_messages_with_our_fingerprint_take_the_fast_path() -> None:
@@ -99,3 +108,14 @@ def test_a_repeated_batch_is_dropped_by_its_token(store: ChdbStore) -> None:
     for _ in range(2):
         store.insert_avro("readings", select, container, "readings:0:0-6:readings")
     assert int(store.query("SELECT count() FROM readings", "TabSeparatedRaw")) == 15 * 6 - 13
+
+
+def test_a_batch_waits_for_its_first_record_at_most_max_wait() -> None:
+    """Records that queued up during the previous insert close the batch at once; a
+    producer clock ahead of ours or a missing timestamp never makes a batch wait longer."""
+    now = 1_795_132_800.0
+    created = TIMESTAMP_CREATE_TIME
+    assert waited_s((created, int((now - 0.05) * 1000)), now) == pytest.approx(0.05)
+    assert waited_s((created, int((now - 5) * 1000)), now) == MAX_WAIT_S
+    assert waited_s((created, int((now + 5) * 1000)), now) == 0.0
+    assert waited_s((TIMESTAMP_NOT_AVAILABLE, 0), now) == 0.0

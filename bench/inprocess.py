@@ -1,7 +1,8 @@
 """Our processing alone, without Kafka: `PartitionProcessor` driven the way the worker
 (streams/uplink_worker.py) drives it: batches, split by partition, state in the worker's
 layout (streams/state_store.py), outputs taken, changed state serialised for the
-changelog. Two uses:
+changelog after every batch (the worker does that at its checkpoints, which span one
+or more batches, so this is the higher cost). Two uses:
 
 - the processor-only rate on the throughput input, which splits the worker's cost into
   our processing and the runtime around it;

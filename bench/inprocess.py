@@ -46,14 +46,13 @@ def drive(
     meta: dict[str, Any] = {}
     offsets = [0] * partitions
     outputs = 0
-    for batch in _batches(records):
-        by_partition: dict[int, list[tuple[int, Record]]] = defaultdict(list)
-        for record in batch:
-            p = zlib.crc32(record.key) % partitions
-            by_partition[p].append((offsets[p], record))
-            offsets[p] += 1
-        for p, items in by_partition.items():
-            proc = PartitionProcessor(registry=registry, partition=p, devices=states[p], meta=meta)
+
+    def step(p: int, items: list[tuple[int, Record]]) -> bool:
+        """One partition's batch (or, without input, more of its queued closes); whether
+        closes are still queued."""
+        nonlocal outputs
+        proc = PartitionProcessor(registry=registry, partition=p, devices=states[p], meta=meta)
+        if items or proc.pending:
             for offset, record in items:
                 proc.handle(offset, record.key, record.value, record.headers)
             proc.end_batch()
@@ -61,6 +60,18 @@ def drive(
             outputs += len(produced)
             for key in dirty:  # the worker serialises changed state for its changelog
                 state_bytes(states[p].get(key))
+        return proc.pending
+
+    for batch in _batches(records):
+        by_partition: dict[int, list[tuple[int, Record]]] = defaultdict(list)
+        for record in batch:
+            p = zlib.crc32(record.key) % partitions
+            by_partition[p].append((offsets[p], record))
+            offsets[p] += 1
+        for p in states:
+            step(p, by_partition[p])
+    while any([step(p, []) for p in states]):  # the worker goes on with them when idle
+        pass
     return states, outputs
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -97,6 +98,12 @@ class Registry:
     @property
     def units(self) -> list[Unit]:
         return [unit for lab in self.labs for unit in lab.units]
+
+    @cached_property
+    def dev_euis(self) -> list[str]:
+        """Every DevEUI, sorted: an order to work through units in that a reordered
+        registry file does not change."""
+        return sorted(self.by_dev_eui)
 
 
 class _Checker:

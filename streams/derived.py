@@ -163,22 +163,39 @@ def lden_day(day: date, grid: HourGrid, hour_starts_s: np.ndarray, tz: str) -> l
     ]
 
 
-def lki(acc: Acc) -> list[dict[str, Any]]:
-    """Hourly LKI of one unit: the sub-index of each pollutant's hourly mean and the total
-    (streams.science.airquality). The total uses the valid hourly means only; an hour
-    without any gets the total of what it has, marked invalid."""
-    subs: dict[str, tuple[float, bool, float]] = {}
-    for pollutant in LKI_EDGES:
-        if acc.count(pollutant):
-            mean, ok, covered = acc.hourly(pollutant, HOUR_S)
-            subs[pollutant] = (float(lki_subindex(pollutant, mean)), ok, covered / HOUR_S)
-    if not subs:
+def lki(accs: Sequence[Acc]) -> list[list[dict[str, Any]]]:
+    """Hourly LKI of units' hours, one list per hour: the sub-index of each pollutant's
+    hourly mean and the total (streams.science.airquality). The total uses the valid
+    hourly means only; an hour without any gets the total of what it has, marked invalid.
+    One vectorised call for all units closing an hour (per unit, NumPy's per-call cost
+    on four scalars was a fifth of the hour's close)."""
+    if not accs:
         return []
-    out = [index(f"lki_{p}", s, cov, ok) for p, (s, ok, cov) in subs.items()]
-    valid = {p: v for p, v in subs.items() if v[1]}
-    used = valid or subs
-    total = lki_total({p: s for p, (s, _, _) in used.items()})
-    out.append(index("lki", float(total), min(c for _, _, c in used.values()), bool(valid)))
+    pollutants = list(LKI_EDGES)
+    columns = [COLUMN[p] for p in pollutants]
+    rows = np.stack([acc.rows[:3, columns] for acc in accs])  # (hours, 3, pollutants)
+    count, covered, total = rows[:, 0], rows[:, 1], rows[:, 2]
+    have = count > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(have, total / count, np.nan)
+    subs = np.stack([lki_subindex(p, mean[:, i]) for i, p in enumerate(pollutants)], axis=1)
+    valid = have & (4 * covered >= 3 * HOUR_S)
+    used = np.where(valid.any(axis=1, keepdims=True), valid, have)
+    totals = lki_total(dict(enumerate(np.where(used, subs, np.nan).T)))
+    coverage = np.minimum(covered / HOUR_S, 1.0)
+    lowest = np.where(used, coverage, np.inf).min(axis=1)
+    out = []
+    for h in range(len(accs)):
+        if not have[h].any():
+            out.append([])
+            continue
+        entries = [
+            index(f"lki_{p}", subs[h, i], coverage[h, i], valid[h, i])
+            for i, p in enumerate(pollutants)
+            if have[h, i]
+        ]
+        entries.append(index("lki", totals[h], lowest[h], valid[h].any()))
+        out.append(entries)
     return out
 
 

@@ -24,7 +24,7 @@ from livinglab.kafka import AGGREGATES, DEADLETTER, READINGS, UPLINKS
 from livinglab.registry import Registry
 from schemas import SchemaMismatch, codec
 from streams import calibration, dedup, quality
-from streams.eventtime import DEFAULT_HORIZON_MS, EventTime
+from streams.eventtime import DEFAULT_HORIZON_MS, END_WATERMARK, EventTime
 from streams.windows import HOUR_MS, window_start
 
 _UPLINK = codec("uplink")
@@ -211,7 +211,7 @@ class PartitionProcessor:
             self._meta["wm"] = max(self._meta["wm"], ts - self.lateness_ms)
 
     def _watermark_marker(self, value: bytes) -> None:
-        wm = 2**62 if value == END_OF_INPUT else int(value)
+        wm = END_WATERMARK if value == END_OF_INPUT else int(value)
         self._meta["wm"] = max(self._meta["wm"], wm)
 
     # -- end of a batch ------------------------------------------------------------------
@@ -224,6 +224,12 @@ class PartitionProcessor:
                 _AGGREGATE.encode(aggregate),
                 _AGGREGATE.headers,
             )
+
+    @property
+    def pending(self) -> bool:
+        """Whether closed windows are still to be emitted (streams/eventtime.py `_work`):
+        the runtime calls `end_batch` without input until they are not."""
+        return bool(self._meta.get("q"))
 
     def take(self) -> tuple[list[Output], list[str]]:
         """Outputs to produce and state keys to write back (deleted ones: tombstones) since

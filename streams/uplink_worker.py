@@ -80,6 +80,7 @@ class PartitionState:
     meta: dict[str, Any] = field(default_factory=dict)
     dirty: dict[str, None] = field(default_factory=dict)  # changed since the checkpoint
     position: int = -1  # the next input offset after what was processed
+    unsaved: bool = False  # processed (input, or queued closes) since the checkpoint
 
     def changes(self) -> list[str]:
         """Changed keys to write, closed windows first: in one changelog partition a
@@ -183,8 +184,7 @@ class UplinkWorker:
         try:
             while not self.stopping:
                 messages = [m for m in consumer.consume(BATCH, POLL_S) if _ok(m)]
-                if messages:
-                    self.process(messages)
+                self.process(messages)
                 dirty = sum(len(state.dirty) for state in self.states.values())
                 if not messages or dirty >= MAX_DIRTY or time.monotonic() - last >= CHECKPOINT_S:
                     self.checkpoint(consumer)
@@ -197,14 +197,15 @@ class UplinkWorker:
                 state.devices.close()
 
     def process(self, messages: list[Any]) -> None:
-        """One batch: its outputs go to the producer; the state changes wait for the
-        checkpoint (see the module doc)."""
+        """One batch (maybe empty: a partition whose closed windows are still being
+        emitted goes on with them): its outputs go to the producer; the state changes
+        wait for the checkpoint (see the module doc)."""
         started = time.perf_counter()
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for m in messages:
             by_partition[m.partition()].append(m)
-        for partition, batch in by_partition.items():
-            state = self.states[partition]
+        for partition, state in self.states.items():
+            batch = by_partition.get(partition, [])
             proc = PartitionProcessor(
                 self.registry,
                 partition,
@@ -214,6 +215,8 @@ class UplinkWorker:
                 self.settings.horizon_s * 1000,
                 counts=self.totals,
             )
+            if not batch and not proc.pending:
+                continue
             for m in batch:
                 proc.handle(m.offset(), m.key(), m.value(), m.headers())
             proc.end_batch()
@@ -221,8 +224,12 @@ class UplinkWorker:
             for topic, key, value, headers in outputs:
                 produce(self.producer, topic, key, value, headers)
             state.dirty.update(dict.fromkeys(dirty))
-            state.position = batch[-1].offset() + 1
+            state.unsaved = True
+            if batch:
+                state.position = batch[-1].offset() + 1
         self.producer.poll(0)
+        if not messages:
+            return
         self.batches += 1
         self.batch_ms += (time.perf_counter() - started) * 1000
         self.uplinks += len(messages)
@@ -230,7 +237,7 @@ class UplinkWorker:
     def checkpoint(self, consumer: Consumer) -> None:
         """Outputs acknowledged, then the changed state written and acknowledged, then the
         input offsets committed (see the module doc); nothing to do if nothing changed."""
-        pending = {p: s for p, s in self.states.items() if s.position >= 0}
+        pending = {p: s for p, s in self.states.items() if s.unsaved}
         if not pending:
             return
         started = time.perf_counter()
@@ -253,9 +260,12 @@ class UplinkWorker:
             )
         self._flush("state changes")
         written = time.perf_counter()
-        offsets = [TopicPartition(UPLINKS, p, s.position) for p, s in pending.items()]
+        offsets = [
+            TopicPartition(UPLINKS, p, s.position) for p, s in pending.items() if s.position >= 0
+        ]
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            if offsets:
+                consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             # Refused because the group is rebalancing: outputs and state are written, and
             # whoever gets the partition next replays from the last commit and recognises
@@ -265,7 +275,7 @@ class UplinkWorker:
             )
         for state in pending.values():
             state.dirty.clear()
-            state.position = -1
+            state.position, state.unsaved = -1, False
         log.info(
             "checkpoint after %d batches of %d uplinks (%.0f ms processing): %.0f ms outputs, "
             "%d state entries in %.0f ms, commit %.0f ms; totals %s",

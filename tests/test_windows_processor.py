@@ -19,13 +19,17 @@ import numpy as np
 import pytest
 import yaml
 
+from bench.workload import START_MS as BENCH_START
+from bench.workload import registry_document, uplink_records
 from connectors.lns import normalise
-from livinglab.codec.payload import encode
+from livinglab.codec.payload import QUANTITIES, encode
 from livinglab.registry import DEFAULT_REGISTRY, load_registry, parse_registry
 from livinglab.simulator.fleet import unit_messages
 from schemas import codec
+from streams import derived, eventtime
 from streams.processor import CONTROL_KEY, END_OF_INPUT, PartitionProcessor
 from streams.uplink_worker import state_bytes
+from streams.windows import Acc
 
 REGISTRY = load_registry()
 LAB = REGISTRY.lab("zoetermeer")
@@ -467,3 +471,95 @@ def test_windows_do_not_depend_on_batch_boundaries_to_the_last_bit() -> None:
     runs = [Run(lateness_ms=2 * 60_000).feed(msgs, batch=size) for size in (97, 1000)]
     first, second = (json.dumps(sorted(r.final().items()), default=str) for r in runs)
     assert first == second
+
+
+def test_hourly_lki_uses_the_valid_means_and_marks_hours_without_any() -> None:
+    """streams.derived.lki over hours with every mix of pollutants, some under the 45 of
+    60 readings an hourly mean needs, against the DESIGN.md section 5 rule done here."""
+    rng = np.random.default_rng(3)
+    pollutants = list(LKI_EDGES)
+    accs, expected = [], []
+    for _ in range(200):
+        acc, used, valid_subs, all_subs = Acc(), {}, {}, {}
+        for p in pollutants:
+            n = int(rng.choice([0, 10, 44, 45, 60]))
+            if not n:
+                continue
+            x = rng.uniform(0, 1.3 * LKI_EDGES[p][-1], n)
+            values = np.full((n, len(QUANTITIES)), np.nan)
+            values[:, QUANTITIES.index(p)] = x
+            acc.fold(values, np.zeros(values.shape, np.uint32), np.full(n, 60.0), np.arange(n))
+            sub = ref_subindex(p, float(x.mean()))
+            all_subs[p] = (sub, n * 60 / 3600)
+            if 4 * n * 60 >= 3 * 3600:
+                valid_subs[p] = all_subs[p]
+        used = valid_subs or all_subs
+        accs.append(acc)
+        expected.append((all_subs, used, bool(valid_subs)))
+    for got, (all_subs, used, valid) in zip(derived.lki(accs), expected):
+        if not all_subs:
+            assert got == []
+            continue
+        got = {i["name"]: i for i in got}
+        assert got.keys() == {f"lki_{p}" for p in all_subs} | {"lki"}
+        for p, (sub, coverage) in all_subs.items():
+            assert got[f"lki_{p}"]["value"] == pytest.approx(sub, abs=1e-9)
+            assert got[f"lki_{p}"]["coverage"] == pytest.approx(coverage)
+            assert got[f"lki_{p}"]["valid"] is (4 * coverage >= 3)
+        total = ref_lki_total([s for s, _ in used.values()])
+        assert got["lki"]["value"] == pytest.approx(total, abs=1e-9)
+        assert got["lki"]["coverage"] == pytest.approx(min(c for _, c in used.values()))
+        assert got["lki"]["valid"] is valid
+
+
+@pytest.fixture(scope="module")
+def fleet() -> tuple:
+    """200 units of one partition, 80 minutes of one-minute uplinks (real ingress): the
+    first hour closes, with the default lateness, and no reading is late for it."""
+    registry = parse_registry(registry_document(200), "<fleet>")
+    records = [(b"k", r.value) for r, _ in uplink_records(registry, 80)]
+    return registry, records
+
+
+def _hour_zero(run: Run, first: int = 0) -> list[str]:
+    return [
+        a["sensor"]
+        for a in run.out["aggregates"][first:]
+        if a["window"] == "1h" and a["window_start"] == BENCH_START
+    ]
+
+
+def test_an_hours_close_is_emitted_over_several_batches(fleet, monkeypatch) -> None:
+    """An hour's aggregates of many units are emitted a bounded number of units per batch,
+    so no batch stalls for all of them; every unit's hour comes out once, the same as
+    when all are emitted at once, and a crash half-way through resumes where it was."""
+    registry, records = fleet
+    monkeypatch.setattr(eventtime, "CLOSE_UNITS", 50)
+    per_batch, run = [], Run(registry)
+    snapshot = None
+    for i in range(0, len(records), 40):
+        seen = len(run.out["aggregates"])
+        run.batch(records[i : i + 40])
+        per_batch.append(len(set(_hour_zero(run, seen))))
+        if snapshot is None and run.meta["0"]["q"] and per_batch[-1]:
+            snapshot = (i + 40, from_changelog(run.devices), from_changelog(run.meta))
+    assert max(per_batch) == 50  # CLOSE_UNITS units per batch (of fewer uplinks than that)
+    assert sum(n > 0 for n in per_batch) == 4
+    assert sorted(_hour_zero(run)) == sorted(u.sensor for u in registry.units)  # each once
+    assert not run.meta["0"]["q"]
+    run.batch([(CONTROL_KEY, END_OF_INPUT)])
+
+    monkeypatch.setattr(eventtime, "CLOSE_UNITS", 10**6)
+    at_once = Run(registry).feed([v for _, v in records], batch=40)
+    assert_same_windows(run.final(), at_once.final())
+    assert len(_hour_zero(at_once)) == 200
+
+    # A crash after the first 50 units: the state comes back from the changelog and the
+    # input resumes there; the remaining 150 units follow, none is lost.
+    monkeypatch.setattr(eventtime, "CLOSE_UNITS", 50)
+    cut, devices, meta = snapshot
+    resumed = Run(registry)
+    resumed.devices, resumed.meta, resumed.offset = devices, meta, cut
+    resumed.feed([v for _, v in records[cut:]], batch=40)
+    assert len(_hour_zero(resumed)) == 150
+    assert set(_hour_zero(resumed)).isdisjoint(_hour_zero(run)[:50])

@@ -192,40 +192,33 @@ class Acc:
     def count(self, quantity: str) -> int:
         return int(self.rows[0, COLUMN[quantity]])
 
-    def mean(self, quantity: str) -> float:
-        """Energetic mean over the covered time for noise levels, arithmetic otherwise."""
-        return mean_of(quantity, *self.rows[:3, COLUMN[quantity]])
-
-    def hourly(self, quantity: str, window_s: float) -> tuple[float, bool, float]:
-        """(mean, valid, covered seconds) of one quantity: the inputs of running and daily
-        means."""
-        covered = float(self.rows[1, COLUMN[quantity]])
-        return self.mean(quantity), is_valid(covered, window_s), covered
-
     def stats(self, window_s: float) -> list[dict[str, Any]]:
         """Aggregate.stats of the window: every quantity with a sample or a flag.
 
         A quantity whose readings were all out of range still gets a row (count 0, NaN
-        mean) so the rejection is visible next to the valid quantities.
+        mean) so the rejection is visible next to the valid quantities. (Plain floats:
+        NumPy scalars took most of the time at an hour's close of thousands of units.)
         """
         out = []
-        for i, quantity in enumerate(QUANTITIES):
-            count, covered, total, low, high = self.rows[:, i]
-            if count == 0 and not self.flags[i]:
+        nan = float("nan")
+        for quantity, (count, covered, total, low, high), flags in zip(
+            QUANTITIES, self.rows.T.tolist(), self.flags.tolist()
+        ):
+            if count == 0 and not flags:
                 continue
             percentiles = None
             if quantity == "laeq" and count:
-                percentiles = [float(v) for v in self.noise.exceeded(PERCENTS)]
+                percentiles = self.noise.exceeded(PERCENTS).tolist()
             out.append(
                 stat(
                     quantity,
                     int(count),
                     covered / window_s,
                     mean_of(quantity, count, covered, total),
-                    float(low) if count else float("nan"),
-                    float(high) if count else float("nan"),
+                    low if count else nan,
+                    high if count else nan,
                     is_valid(covered, window_s),
-                    int(self.flags[i]),
+                    flags,
                     percentiles=percentiles,
                 )
             )

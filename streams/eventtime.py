@@ -60,9 +60,13 @@ NAMES = {MINUTE_MS: "1m", HOUR_MS: "1h"}
 _QIDX = {q: i for i, q in enumerate(QUANTITIES)}
 _NEVER = 2**63
 CHUNK = 256  # windows per vectorised call: bounds the hours decoded at once
-# Units whose closed windows are emitted per batch, at least (see `_work`); a batch of
-# more records gets as many units as records, so a backlog's closes keep up.
-CLOSE_UNITS = 64
+# Units whose closed windows are emitted per batch (see `_work`): at least CLOSE_UNITS,
+# more in a batch of many readings, one unit per READINGS_PER_UNIT of them (emitting a
+# unit's hour with its running windows costs about as much as processing that many
+# readings), so that a close adds at most about as much again to a batch's time and a
+# backlog's closes keep up with it.
+CLOSE_UNITS = 32
+READINGS_PER_UNIT = 4
 END_WATERMARK = 2**62  # the watermark after the end-of-input marker: everything closes
 
 
@@ -157,7 +161,8 @@ class EventTime:
             self._close_all(wm, c_old, c_new)
         for (dev_eui, size, start), rows in late.items():
             self._fold_late(dev_eui, size, start, rows, c_new)
-        self._work(END_WATERMARK if wm >= END_WATERMARK else max(CLOSE_UNITS, len(self.pending)))
+        budget = max(CLOSE_UNITS, len(self.pending) // READINGS_PER_UNIT)
+        self._work(END_WATERMARK if wm >= END_WATERMARK else budget)
         records = chain(
             self._tumbling(),
             self._running(),

@@ -44,7 +44,7 @@ from streams import rows
 log = logging.getLogger("livinglab.sink")
 
 MAX_ROWS = 50_000  # records per batch
-MAX_WAIT_S = 0.2  # most time a record waits in Kafka for its batch to fill
+MAX_WAIT_S = 0.1  # most time a record waits in Kafka for its batch to fill
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 10.0
 POISON_AFTER = 3  # failed attempts before looking for rows the store refuses

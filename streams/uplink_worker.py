@@ -5,15 +5,18 @@ Each poll takes whatever is waiting (up to BATCH records, at most POLL_S of wait
 a backlog goes through in large batches and a trickle in small ones with little delay.
 A batch's outputs are handed to the producer at once (that is the latency path). Every
 CHECKPOINT_S or MAX_DIRTY changed entries, when the input runs dry, at a revocation and
-at the end, a checkpoint waits until every output so far is acknowledged, then writes
-the state changed since the last checkpoint to its changelog and waits for that, then
-commits the input offsets processed. A crash replays the input since the last
-checkpoint onto the state of that checkpoint: nothing is counted twice (each state entry
-also remembers the last input offset applied to it), and outputs produced again carry
-deterministic keys that the sink deduplicates. Acknowledging, writing state and
-committing every few seconds instead of per batch keeps small batches cheap, and a
-unit's decoded state (dedup ring, open windows) is encoded once per checkpoint instead
-of once per batch.
+at the end, a checkpoint waits until everything produced so far is acknowledged (the
+outputs, and the previous checkpoint's state), commits the input offsets of the
+previous checkpoint, whose state that included, then writes the state changed since
+the previous checkpoint to its changelog. Its offsets are committed at the next
+checkpoint (at once at a revocation, at the end, and when the input is idle): waiting
+here for the broker to take a few MB of state stalled the worker for 100-300 ms every
+checkpoint. A crash replays the input since the last commit onto the state last
+written: nothing is counted twice (each state entry also remembers the last input
+offset applied to it), and outputs produced again carry deterministic keys that the
+sink deduplicates. Acknowledging, writing state and committing every few seconds
+instead of per batch keeps small batches cheap, and a unit's decoded state (dedup ring,
+open windows) is encoded once per checkpoint instead of once per batch.
 
 State is per partition of `lorawan.uplinks` (device entries in memory, closed windows
 in a local RocksDB: streams/state_store.py), backed by two compacted changelog topics
@@ -148,6 +151,7 @@ class UplinkWorker:
         self.totals: dict[str, int] = defaultdict(int)
         self.stopping = False
         self.batches, self.uplinks, self.batch_ms = 0, 0, 0.0  # since the last checkpoint
+        self.uncommitted: list[TopicPartition] = []  # offsets of the last checkpoint
         create_topics(settings.kafka, [UPLINKS], settings.partitions)
         create_topics(
             settings.kafka, CHANGELOGS, settings.partitions, {"cleanup.policy": "compact"}
@@ -167,7 +171,7 @@ class UplinkWorker:
         )
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.checkpoint(consumer)
+        self.checkpoint(consumer, final=True)
         for tp in partitions:
             state = self.states.pop(tp.partition, None)
             if state is not None:
@@ -189,7 +193,7 @@ class UplinkWorker:
                 if not messages or dirty >= MAX_DIRTY or time.monotonic() - last >= CHECKPOINT_S:
                     self.checkpoint(consumer)
                     last = time.monotonic()
-            self.checkpoint(consumer)
+            self.checkpoint(consumer, final=True)
         finally:
             consumer.close()
             self.producer.flush(30)
@@ -234,15 +238,19 @@ class UplinkWorker:
         self.batch_ms += (time.perf_counter() - started) * 1000
         self.uplinks += len(messages)
 
-    def checkpoint(self, consumer: Consumer) -> None:
-        """Outputs acknowledged, then the changed state written and acknowledged, then the
-        input offsets committed (see the module doc); nothing to do if nothing changed."""
+    def checkpoint(self, consumer: Consumer, final: bool = False) -> None:
+        """Everything produced so far acknowledged, the previous checkpoint's offsets
+        committed, then the changed state written; its offsets are committed by the next
+        checkpoint, or here and now if `final` (see the module doc)."""
         pending = {p: s for p, s in self.states.items() if s.unsaved}
-        if not pending:
+        if not pending and not self.uncommitted:
             return
         started = time.perf_counter()
-        self._flush("outputs")
+        self._flush("outputs and state")
+        self._commit(consumer)
         flushed = time.perf_counter()
+        if not pending:
+            return
         keys = 0
         for partition, state in pending.items():
             # A key gone from the table (an expired closed window) is written as a tombstone.
@@ -258,14 +266,34 @@ class UplinkWorker:
                 state_bytes(state.meta[meta_key]),
                 partition=partition,
             )
-        self._flush("state changes")
-        written = time.perf_counter()
-        offsets = [
+        self.uncommitted = [
             TopicPartition(UPLINKS, p, s.position) for p, s in pending.items() if s.position >= 0
         ]
+        for state in pending.values():
+            state.dirty.clear()
+            state.position, state.unsaved = -1, False
+        if final:
+            self._flush("state changes")
+            self._commit(consumer)
+        log.info(
+            "checkpoint after %d batches of %d uplinks (%.0f ms processing): %.0f ms acks and "
+            "commit, %d state entries in %.0f ms; totals %s",
+            self.batches,
+            self.uplinks,
+            self.batch_ms,
+            (flushed - started) * 1000,
+            keys,
+            (time.perf_counter() - flushed) * 1000,
+            dict(self.totals),
+        )
+        self.batches, self.uplinks, self.batch_ms = 0, 0, 0.0
+
+    def _commit(self, consumer: Consumer) -> None:
+        """Commit the last checkpoint's offsets (its state must be acknowledged)."""
+        if not self.uncommitted:
+            return
         try:
-            if offsets:
-                consumer.commit(offsets=offsets, asynchronous=False)
+            consumer.commit(offsets=self.uncommitted, asynchronous=False)
         except KafkaException as exc:
             # Refused because the group is rebalancing: outputs and state are written, and
             # whoever gets the partition next replays from the last commit and recognises
@@ -273,22 +301,7 @@ class UplinkWorker:
             log.warning(
                 "offsets not committed (%s); the records will be recognised if replayed", exc
             )
-        for state in pending.values():
-            state.dirty.clear()
-            state.position, state.unsaved = -1, False
-        log.info(
-            "checkpoint after %d batches of %d uplinks (%.0f ms processing): %.0f ms outputs, "
-            "%d state entries in %.0f ms, commit %.0f ms; totals %s",
-            self.batches,
-            self.uplinks,
-            self.batch_ms,
-            (flushed - started) * 1000,
-            keys,
-            (written - flushed) * 1000,
-            (time.perf_counter() - written) * 1000,
-            dict(self.totals),
-        )
-        self.batches, self.uplinks, self.batch_ms = 0, 0, 0.0
+        self.uncommitted = []
 
     def _flush(self, what: str) -> None:
         remaining = self.producer.flush(30)

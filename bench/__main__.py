@@ -1,7 +1,7 @@
 """`python -m bench`: our pipeline against Quix Streams, a naive Faust agent and a bare
 consumer on the same input, a scale-out run and a memory run; prints one JSON object.
 
-Progress goes to stderr. The defaults are the full run (~70 minutes on two cores, most of
+Progress goes to stderr. The defaults are the full run (~55 minutes on two cores, most of
 it the memory run's day of 100,000 units);
 `--smoke` is the tiny configuration CI runs to check the shape of the JSON.
 """

@@ -158,7 +158,7 @@ class EventTime:
         self._fold_open(on_time)
         due = wm >= self.meta["n"] or c_new > c_old
         if due:
-            self._close_all(wm, c_old, c_new)
+            self._close_all(wm, c_new)
         for (dev_eui, size, start), rows in late.items():
             self._fold_late(dev_eui, size, start, rows, c_new)
         budget = max(CLOSE_UNITS, len(self.pending) // READINGS_PER_UNIT)
@@ -259,10 +259,10 @@ class EventTime:
             if state is not None and state.get("p") == self.partition:
                 yield dev_eui, state, unit
 
-    def _close_all(self, wm: int, c_old: int, c_new: int) -> None:
+    def _close_all(self, wm: int, c_new: int) -> None:
         """Close every open window the watermark passed and queue the emission of what
-        closed and of the derived windows that end in (c_old, c_new]; find when windows
-        are next due."""
+        closed since the last close and of the derived windows ending in that span; find
+        when windows are next due (derived ones while a unit's hours reach past c_new)."""
         due = _NEVER
         for dev_eui, state, _ in self._partition_devices():
             open_ = state.get("w", {})
@@ -328,8 +328,7 @@ class EventTime:
             size = int(size_s) * 1000
             start = max(window_start(lo, size), oldest)
             while start <= newest and start + size <= hi:
-                if entry_key(dev_eui, size, start) in self.devices:
-                    self._emit.add((dev_eui, size, start))
+                self._emit.add((dev_eui, size, start))  # gaps (no data): skipped by _tumbling
                 start += size
         span = spans.get(str(HOUR_MS // 1000))
         if span is not None:
@@ -431,8 +430,9 @@ class EventTime:
         one vectorised call per chunk)."""
         keys = sorted(self._emit)
         for first in range(0, len(keys), CHUNK):
-            chunk = keys[first : first + CHUNK]
-            accs = [Acc.from_str(self.devices[entry_key(*key)]) for key in chunk]
+            texts = {key: self.devices.get(entry_key(*key)) for key in keys[first : first + CHUNK]}
+            chunk = [key for key, text in texts.items() if text is not None]  # not a span's gaps
+            accs = [Acc.from_str(texts[key]) for key in chunk]
             hourly = [acc for (_, size, _), acc in zip(chunk, accs) if size == HOUR_MS]
             indices = iter(derived.lki(hourly))
             for (dev_eui, size, start), acc in zip(chunk, accs):

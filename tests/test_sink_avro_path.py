@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_NOT_AVAILABLE
 
 from livinglab.codec.payload import QUANTITIES
+from livinglab.deadletter import dead_letter
 from livinglab.store import ChdbStore, migrate
 from schemas import SCHEMA_HEADER, codec
 from streams.rows import FROM_AVRO, tables_for
@@ -64,6 +65,27 @@ def test_encoding_is_byte_for_byte_fastavros_public_writer() -> None:
         public = io.BytesIO()
         fastavro.schemaless_writer(public, READING.schema, record)
         assert READING.encode(record) == public.getvalue()
+
+
+def test_aggregates_and_dead_letters_are_byte_for_byte_fastavros_public_writer() -> None:
+    """They go through fastavro's compiled writer called directly (readings have their own
+    writer, tests/test_reading_writer.py)."""
+    aggregate = {
+        "lab": "lab-1", "sensor": "s-1", "window": "1h", "window_start": 1_795_132_800_000,
+        "window_end": 1_795_136_400_000, "version": 2,
+        "stats": [{"quantity": "laeq", "count": 58, "coverage": 0.97, "mean": 61.25,
+                   "min": 48.0, "max": 77.5, "valid": True, "flags": 1, "valid_hours": None,
+                   "l10": 66.5, "l50": 60.0, "l90": None}],
+        "indices": [{"name": "lki", "value": 3.5, "coverage": 0.75, "valid": False}],
+    }  # fmt: skip
+    letter = dead_letter(
+        source="tts", stage="decode", reason="payload.range", detail="pm25 raw 1200",
+        original=b'{"x": 1}', dev_eui="0000000000000001", origin="lorawan.uplinks:0:7",
+    )  # fmt: skip
+    for name, record in (("aggregate", aggregate), ("deadletter", letter)):
+        public = io.BytesIO()
+        fastavro.schemaless_writer(public, codec(name).schema, record)
+        assert codec(name).encode(record) == public.getvalue()
 
 
 def test_only_messages_with_our_fingerprint_take_the_fast_path() -> None:

@@ -115,7 +115,10 @@ class _Column:
 
     @property
     def missing(self) -> int:
-        return {"B": 0xFF, "H": 0xFFFF, "h": -0x8000}[self.kind]
+        return _MISSING[self.kind]
+
+
+_MISSING = {"B": 0xFF, "H": 0xFFFF, "h": -0x8000}  # the raw value "not measured"
 
 
 class _Layout:
@@ -125,6 +128,9 @@ class _Layout:
         self.version = version
         self.columns = tuple(columns)
         self.quantities = tuple(c for c in self.columns if c.factor is not None)
+        # What `decode` needs per field, in the struct's order after the version byte:
+        # the decoder's inner loop, kept free of attribute and property lookups.
+        self.fields = tuple((c.name, c.factor, c.missing, c.lo, c.hi, c) for c in self.columns)
         self.struct = struct.Struct(">B" + "".join(c.kind for c in self.columns))
         self.length = self.struct.size
         np_kind = {"B": "u1", "H": ">u2", "h": ">i2"}
@@ -194,13 +200,13 @@ def decode(payload: bytes) -> Decoded:
     raws = layout.struct.unpack(payload)
     values: dict[str, float | None] = dict.fromkeys(QUANTITIES)
     ints = {"status": 0, "firmware": 0}
-    for column, raw in zip(layout.columns, raws[1:]):
-        if column.factor is None:
-            ints[column.name] = raw
-        elif raw != column.missing:
-            if not column.lo <= raw <= column.hi:
+    for (name, factor, missing, lo, hi, column), raw in zip(layout.fields, raws[1:]):
+        if factor is None:
+            ints[name] = raw
+        elif raw != missing:
+            if not lo <= raw <= hi:
                 raise _out_of_range(column, raw)
-            values[column.name] = raw / column.factor
+            values[name] = raw / factor
     return Decoded(layout.version, values, ints["status"], ints["firmware"])
 
 

@@ -31,7 +31,7 @@ from livinglab.registry import Registry, parse_registry
 from schemas import codec
 from streams.processor import PartitionProcessor
 from streams.state_store import TieredState
-from streams.uplink_worker import BATCH, state_bytes
+from streams.uplink_worker import BATCH, state_bytes, tune_gc
 
 _LENGTHS = struct.Struct("<II")
 
@@ -42,6 +42,7 @@ def drive(
     """Process everything into the worker's state layout (device entries in memory,
     closed windows in RocksDB under `workdir`); returns the states and the outputs' count.
     The caller closes the states."""
+    tune_gc()  # as the worker process does
     states = {p: TieredState(workdir / f"p{p}") for p in range(partitions)}
     meta: dict[str, Any] = {}
     offsets = [0] * partitions

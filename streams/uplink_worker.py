@@ -28,6 +28,7 @@ happens inside `consume`, between batches.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
@@ -324,9 +325,25 @@ def state_bytes(state: Any) -> bytes | None:
     return None if state is None else orjson.dumps(freeze(state))
 
 
+def tune_gc() -> None:
+    """Collect cycles less often than Python's default (every 700 net allocations).
+
+    Handling an uplink allocates dozens of containers that live until the batch ends,
+    so the default ran a young-generation collection every ~20 uplinks and moved them
+    all to older generations, whose collections then walked every active unit's
+    decoded state: ~6-9 us of ~45 per uplink, against ~2 with these thresholds (2,000
+    units, `bench`). The state holds no reference cycles; what is garbage is freed by
+    reference counting as before, so memory does not grow. Objects that exist when it
+    is called (the registry) are frozen out of collections altogether."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 def run_uplink_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; the batch in hand is finished and committed first."""
     worker = UplinkWorker(settings, load_registry(settings.registry))
+    tune_gc()
 
     def stop(*_: Any) -> None:
         worker.stopping = True

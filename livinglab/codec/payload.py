@@ -74,7 +74,7 @@ class PayloadError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: ~4x cheaper to build, and one is built per uplink
 class Decoded:
     """One decoded uplink.
 

@@ -31,7 +31,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.contenders import BARE, Broker, Contender, ours_stack, peer_dir, start_peer
 from bench.contenders.bare import READY, RESULT
-from bench.measure import CommitWatch, Frame, Observer, latencies_ms, peak_rss_mib
+from bench.measure import (
+    CommitWatch,
+    Frame,
+    Observer,
+    cpu_seconds,
+    latencies_ms,
+    peak_rss_mib,
+)
 from bench.workload import Uplinks, produce_all, send
 from livinglab.kafka import (
     READINGS,
@@ -111,10 +118,13 @@ class Running:
     check: Callable[[], None]
     stack: Any = None
     rss: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def record_rss(self) -> None:
+        """Peak RSS and CPU seconds (throughput and latency parts together) per process."""
         self.rss = {name: peak_rss_mib(pid) for name, pid in self.pids.items()}
         self.rss["total"] = round(sum(self.rss.values()), 1)
+        self.cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
 
 
 @contextmanager
@@ -192,6 +202,7 @@ def trial(contender: Contender, b: Broker, plan: Plan) -> dict[str, Any]:
         if thread:
             thread.stop()
     result["peak_rss_mib"] = run.rss
+    result["cpu_seconds"] = run.cpu
     if contender is BARE:
         peak = json.loads((peer_dir(BARE, b) / RESULT).read_text())["peak_rss_mib"]
         result["peak_rss_mib"] = {"bare": peak, "total": peak}

@@ -8,6 +8,7 @@ on this machine compare directly.
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -152,3 +153,16 @@ def latencies_ms(
         else:
             samples.append((seen - at) * 1000)
     return percentiles(samples), missing
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and its children so far, in seconds: with
+    the peak RSS, where a contender's work went (worker, sink) on the shared cores."""
+    ticks = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return round(ticks / os.sysconf("SC_CLK_TCK"), 2)

@@ -101,7 +101,7 @@ def fresh_broker(
         ].result()
         topics = [*topics_for(lab.id for lab in registry.labs), *extra]
         create_topics(bootstrap, topics, partitions)
-        yield Broker(bootstrap, partitions, registry, registry_path, workdir)
+        yield Broker(bootstrap, partitions, registry, registry_path, workdir, tansu.proc.pid)
     finally:
         tansu.kill()  # memory-only: nothing to shut down cleanly
         tansu.stop()
@@ -181,6 +181,7 @@ def trial(contender: Contender, b: Broker, plan: Plan) -> dict[str, Any]:
     records = plan.uplinks.records
     producer = new_producer(b.kafka)
     produce_all(producer, UPLINKS, records[: plan.preloaded])
+    broker_cpu = cpu_seconds(b.pid)  # taking the input in is not the contender's work
     observer = Observer(b.kafka, contender.output, contender.frame_of) if contender.output else None
     commits = (
         CommitWatch(b.kafka, SINK_GROUP, READINGS, b.partitions) if contender.is_ours else None
@@ -202,7 +203,7 @@ def trial(contender: Contender, b: Broker, plan: Plan) -> dict[str, Any]:
         if thread:
             thread.stop()
     result["peak_rss_mib"] = run.rss
-    result["cpu_seconds"] = run.cpu
+    result["cpu_seconds"] = {**run.cpu, "broker": round(cpu_seconds(b.pid) - broker_cpu, 2)}
     if contender is BARE:
         peak = json.loads((peer_dir(BARE, b) / RESULT).read_text())["peak_rss_mib"]
         result["peak_rss_mib"] = {"bare": peak, "total": peak}

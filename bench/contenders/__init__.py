@@ -77,6 +77,7 @@ class Broker:
     registry: Registry
     registry_path: Path
     workdir: Path
+    pid: int  # the broker's process, whose CPU time a trial also reports
 
 
 @dataclass(frozen=True)

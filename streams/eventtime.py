@@ -108,7 +108,7 @@ def local_day(ts_ms: int, tz: str, start_hour: int = 0) -> tuple[date, int, int]
     return day, start, int(local_epoch(day, start_hour + 24, tzinfo) * 1000)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Reading:
     dev_eui: str
     unit: Unit

@@ -60,6 +60,7 @@ RETAIN_EXTRA_MS = 2 * DAY_MS
 NAMES = {MINUTE_MS: "1m", HOUR_MS: "1h"}
 _QIDX = {q: i for i, q in enumerate(QUANTITIES)}
 _ALL_QUANTITIES = itemgetter(*QUANTITIES)
+_NAN = float("nan")
 
 
 def _quantities(values: dict[str, float]) -> tuple[float, ...] | list[float]:
@@ -71,7 +72,6 @@ def _quantities(values: dict[str, float]) -> tuple[float, ...] | list[float]:
         return [values.get(q, _NAN) for q in QUANTITIES]
 
 
-_NAN = float("nan")
 _NEVER = 2**63
 CHUNK = 256  # windows per vectorised call: bounds the hours decoded at once
 # Units whose closed windows are emitted per batch (see `_work`): at least CLOSE_UNITS,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
+from itertools import chain
 from typing import Any
 
 # reading.avsc with livinglab.Gateway written out (schemas.expanded_fingerprint)
@@ -76,7 +77,7 @@ def _doubles(values: Mapping[str, float]) -> bytes:
             _double_maps.clear()
         packer = _double_maps[keys] = (long(len(keys)), layout.pack, names)
     count, pack, names = packer
-    return count + pack(*[x for pair in zip(names, values.values()) for x in pair]) + _NULL
+    return count + pack(*chain.from_iterable(zip(names, values.values()))) + _NULL
 
 
 def _ints(values: Mapping[str, int]) -> bytes:

@@ -53,9 +53,10 @@ def freeze(entry: Any) -> Any:
     and open windows are decoded while the unit is active (decoding and encoding them
     for every batch cost more than the rest of a small batch's work), and go back to
     strings when the worker writes its state to the changelog. As strings they are what
-    keeps 100,000 units' state small: the ring's 16 frames with their gateway records
-    take ~9.5 kB per unit as Python objects, ~2.5 kB as JSON; a decoded window holds a
-    dense level histogram. Closed windows are always strings."""
+    keeps 100,000 units' state small: the ring's 16 frames took ~9.5 kB per unit as
+    Python objects when their gateway records were objects too (now each frame's are
+    one JSON string, streams/dedup.py), ~2.5 kB as JSON; a decoded window holds a dense
+    level histogram. Closed windows are always strings."""
     if isinstance(entry, dict):
         ring = entry.get("d")
         if ring is not None and not isinstance(ring, str):

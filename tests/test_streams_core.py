@@ -38,6 +38,30 @@ def test_copies_merge_gateways_and_bump_version() -> None:
     assert dedup.decide(state, 10, T0 + 60_000, [gw(1)]).verdict == "replay"
 
 
+def test_gateway_records_come_back_exactly_through_the_stored_state() -> None:
+    """The state keeps each frame's gateways as JSON (written to the changelog, read back
+    after a restart); a late copy's merged reading must carry the first copy's records
+    unchanged, float32-rounded values included."""
+    first = {"id": "gw1", "rssi": -79.0, "snr": 13.399999618530273, "time": T0 - 60}
+    second = {"id": "gw0", "rssi": -101.5, "snr": -7.199999809265137, "time": None}
+    state: dict = {}
+    dedup.decide(state, 10, T0, [first])
+    restored = json.loads(json.dumps(state))  # as a restarted worker reads it back
+    merged = dedup.decide(restored, 10, T0 + 5, [second])
+    assert merged.verdict == "merge" and list(merged.gateways) == [second, first]  # by id
+    again = dedup.decide(json.loads(json.dumps(restored)), 10, T0 + 9, [first])
+    assert again.verdict == "duplicate" and list(again.gateways) == [second, first]
+
+
+def test_state_written_before_gateways_were_kept_as_json_still_merges() -> None:
+    """Earlier workers stored each frame's gateway records as a JSON array inside the
+    device's state; restored from their changelog, those frames must still merge."""
+    old_form = {"s": 1, "f": 10, "t": T0, "r": {"10": [T0, 1, [gw(1)]]}}
+    merged = dedup.decide(old_form, 10, T0 + 5, [gw(2)])
+    assert merged.verdict == "merge" and [g["id"] for g in merged.gateways] == ["gw1", "gw2"]
+    assert dedup.decide(old_form, 10, T0 + 6, [gw(1), gw(2)]).verdict == "duplicate"
+
+
 def test_out_of_order_frame_is_new_old_counter_is_replay_reset_is_new_session() -> None:
     state: dict = {}
     for f in (100, 101, 103):

@@ -24,7 +24,6 @@ FINGERPRINT = "8be95eaff67fca7d"
 
 _NULL, _SOME = b"\x00", b"\x02"  # union branch 0 (null) and 1 (the value)
 _FLOAT = struct.Struct("<f").pack
-_DOUBLE = struct.Struct("<d").pack
 _SMALL = [bytes(((n << 1),)) for n in range(64)]  # varints of 0..63, one byte each
 _CACHE_MAX = 65_536  # distinct strings and map key sets kept encoded (bounded memory)
 _texts: dict[str, bytes] = {}

@@ -42,7 +42,7 @@ def _kept(gateways: list[dict[str, Any]]) -> str:
     """A frame's gateway records as the state keeps them: one JSON string. The device's
     state is written out at every checkpoint in which it changed; as nested objects, 16
     frames' gateway records took ~30 us of JSON encoding per unit each time (~100 small
-    objects to walk, float32 values printed to 17 digits), as strings ~6, and they are
+    objects to walk, float32 values printed to 17 digits), as strings ~11, and they are
     only read again when a late copy of their frame arrives."""
     return orjson.dumps(gateways).decode()
 

@@ -77,3 +77,20 @@ def test_processor_memory_and_targets(report: dict) -> None:
     for verdict in report["targets"].values():
         assert verdict["measured"] is not None
         assert verdict["met"] in (True, False)
+
+
+def test_the_merge_settings_bench_compares_both_variants() -> None:
+    """`python -m bench.store_merges` in a tiny configuration: both variants' figures."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.store_merges", "--inserts", "3",
+         "--readings-per-insert", "20", "--interval", "0.01", "--settle", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout)
+    assert set(report["variants"]) == {"clickhouse_defaults", "ours"}
+    for variant in report["variants"].values():
+        assert variant["cpu_us_per_reading"] > 0
+        assert set(variant["tables"]) == {"readings", "uplinks", "readings_daily"}
+        assert variant["tables"]["readings"]["rows_written_per_row_stored"] >= 1
+    assert report["cpu_ours_vs_defaults"] > 0

@@ -39,6 +39,31 @@ def test_migrations_apply_once_and_are_recorded(store: ChdbStore) -> None:
     assert recorded == "[" + ",".join(f"'{f}'" for f in files) + "]"
 
 
+def test_every_table_the_sink_writes_merges_wide(store: ChdbStore) -> None:
+    """005_merges.sql: with ClickHouse's default merge base the sink's several inserts a
+    second kept re-merging each partition's largest part (bench/store_merges.py). A
+    MergeTree table added later without the settings fails here."""
+    migrate(store)
+    tables = _one(
+        store,
+        "SELECT arrayStringConcat(groupArray(name), ' ') FROM system.tables WHERE database = "
+        "currentDatabase() AND engine LIKE '%MergeTree' AND name != 'schema_migrations'",
+    ).split()
+    assert {"readings", "uplinks", "readings_daily", "aggregates"} <= set(tables)
+    for table in tables:
+        create = _one(
+            store,
+            f"SELECT create_table_query FROM system.tables "
+            f"WHERE database = currentDatabase() AND name = '{table}'",
+        )
+        for setting in (
+            "merge_selector_base = 20",
+            "min_age_to_force_merge_seconds = 3600",
+            "min_age_to_force_merge_on_partition_only = 1",
+        ):
+            assert setting in create, (table, setting)
+
+
 def test_retention_sets_and_removes_ttl(store: ChdbStore) -> None:
     migrate(store)
     apply_retention(store, 30)

@@ -2,21 +2,21 @@
 dead letters, on librdkafka in batches, with checkpoints.
 
 Each poll takes whatever is waiting (up to BATCH records, at most POLL_S of waiting), so
-a backlog goes through in large batches and a trickle in small ones with little delay.
-A batch's outputs are handed to the producer at once (that is the latency path). Every
-CHECKPOINT_S or MAX_DIRTY changed entries, when the input runs dry, at a revocation and
-at the end, a checkpoint waits until everything produced so far is acknowledged (the
-outputs, and the previous checkpoint's state), commits the input offsets of the
-previous checkpoint, whose state that included, then writes the state changed since
-the previous checkpoint to its changelog. Its offsets are committed at the next
-checkpoint (at once at a revocation, at the end, and when the input is idle): waiting
-here for the broker to take a few MB of state stalled the worker for 100-300 ms every
-checkpoint. A crash replays the input since the last commit onto the state last
-written: nothing is counted twice (each state entry also remembers the last input
-offset applied to it), and outputs produced again carry deterministic keys that the
-sink deduplicates. Acknowledging, writing state and committing every few seconds
-instead of per batch keeps small batches cheap, and a unit's decoded state (dedup ring,
-open windows) is encoded once per checkpoint instead of once per batch.
+a backlog goes through in large batches and a trickle in small ones with little delay. A
+batch's outputs are handed to the producer at once (that is the latency path). Every
+CHECKPOINT_S or MAX_DIRTY changed entries, when the input ran dry (IDLE_S), at a
+revocation and at the end, a checkpoint waits until everything produced so far is
+acknowledged (the outputs, and the previous checkpoint's state), commits the input
+offsets of the previous checkpoint, whose state that included, then writes the state
+changed since the previous checkpoint to its changelog. Its offsets are committed at the
+next checkpoint (at once at a revocation, at the end, and when the input is idle):
+waiting here for the broker to take a few MB of state stalled the worker for 100-300 ms
+every checkpoint. A crash replays the input since the last commit onto the state last
+written: nothing is counted twice (each state entry also remembers the last input offset
+applied to it), and outputs produced again carry deterministic keys that the sink
+deduplicates. Acknowledging, writing state and committing every few seconds instead of
+per batch keeps small batches cheap, and a unit's decoded state (dedup ring, open
+windows) is encoded once per checkpoint instead of once per batch.
 
 State is per partition of `lorawan.uplinks` (device entries in memory, closed windows
 in a local RocksDB: streams/state_store.py), backed by two compacted changelog topics
@@ -70,6 +70,9 @@ POLL_S = 0.02  # longest wait for a batch to fill (a trickle: small batches, low
 # worker and the sink), for ~10 ms more median latency to the readings topic.
 FETCH_WAIT_MS = 100
 LINGER_MS = 20
+# The input counts as dry (checkpoint now) once no record came for this long: longer than
+# a fetch's wait, or every gap between two fetches under load would be a checkpoint.
+IDLE_S = 0.25
 # A checkpoint at least every CHECKPOINT_S (what a crash makes the worker redo; Quix
 # Streams commits every 5 s by default, Kafka Streams every 30 s) and whenever
 # MAX_DIRTY state entries changed: decoded entries take ~15 kB each until the checkpoint
@@ -192,13 +195,16 @@ class UplinkWorker:
             consumer_config(self.bootstrap, WORKER_GROUP, **{"fetch.wait.max.ms": FETCH_WAIT_MS})
         )
         consumer.subscribe([UPLINKS], on_assign=self._assigned, on_revoke=self._revoked)
-        last = time.monotonic()
+        last = fed = time.monotonic()
         try:
             while not self.stopping:
                 messages = [m for m in consumer.consume(BATCH, POLL_S) if _ok(m)]
                 self.process(messages)
+                now = time.monotonic()
+                if messages:
+                    fed = now
                 dirty = sum(len(state.dirty) for state in self.states.values())
-                if not messages or dirty >= MAX_DIRTY or time.monotonic() - last >= CHECKPOINT_S:
+                if now - fed >= IDLE_S or dirty >= MAX_DIRTY or now - last >= CHECKPOINT_S:
                     self.checkpoint(consumer)
                     last = time.monotonic()
             self.checkpoint(consumer, final=True)

@@ -67,7 +67,8 @@ POLL_S = 0.02  # longest wait for a batch to fill (a trickle: small batches, low
 # 10 ms wait and sending outputs every 5 ms (librdkafka's linger) took more of Tansu's
 # CPU than the records did: in a short bench run the broker used 7.8 s of CPU, with the
 # consumers' usual 100 ms wait and a 20 ms linger 3.7 s (the cores it frees go to the
-# worker and the sink), for ~10 ms more median latency to the readings topic.
+# worker and the sink), for ~30 ms more at the median to the readings topic and ~10 ms
+# end to end (docs/performance.md).
 FETCH_WAIT_MS = 100
 LINGER_MS = 20
 # The input counts as dry (checkpoint now) once no record came for this long: longer than

@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.measure import cpu_seconds, percentiles
 from bench.sink_throughput import reading
 from livinglab.store import ChdbStore, migrate
 from schemas import codec
@@ -33,11 +34,6 @@ SETTINGS = (
     "min_age_to_force_merge_seconds",
     "min_age_to_force_merge_on_partition_only",
 )
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread: merges included
-    return usage.ru_utime + usage.ru_stime
 
 
 def _rows(store: ChdbStore, sql: str) -> list[dict[str, Any]]:
@@ -60,7 +56,7 @@ def run_variant(
             for table in TABLES:
                 store.execute(f"ALTER TABLE {table} RESET SETTING {', '.join(SETTINGS)}")
         took: list[float] = []
-        cpu, start = _cpu_s(), time.monotonic()
+        cpu, start = cpu_seconds(os.getpid()), time.monotonic()  # merge threads included
         for n, container in enumerate(batches):
             began = time.perf_counter()
             for table, select in FROM_AVRO["readings"].items():
@@ -68,7 +64,7 @@ def run_variant(
             took.append((time.perf_counter() - began) * 1000)
             time.sleep(max(0.0, start + (n + 1) * interval - time.monotonic()))
         time.sleep(settle)
-        cpu = _cpu_s() - cpu
+        cpu = cpu_seconds(os.getpid()) - cpu
         parts = _rows(
             store,
             "SELECT table, count() AS active_parts, max(level) AS top_level FROM system.parts "
@@ -84,14 +80,10 @@ def run_variant(
             )
         }
         store.close()
-    took.sort()
     return {
         "cpu_us_per_reading": round(cpu / (inserts * per_insert) * 1e6, 1),
         "cpu_seconds": round(cpu, 2),
-        "insert_ms": {
-            "p50": round(took[len(took) // 2], 1),
-            "p99": round(took[min(len(took) - 1, int(len(took) * 0.99))], 1),
-        },
+        "insert_ms": percentiles(took),
         # rows read by background merges per row inserted (all three tables)
         "merged_rows_per_inserted_row": round(
             events.get("MergedRows", 0) / max(events.get("InsertedRows", 0), 1), 2

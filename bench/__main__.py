@@ -22,14 +22,20 @@ from typing import Any
 from bench.contenders import BARE, FAUST, QUIX, Contender, ours
 from bench.harness import Plan, fresh_broker, log, trial
 from bench.inprocess import processor_rate, write_records
-from bench.workload import START_MS, registry_document, simulate, synthetic_registry, uplink_records
+from bench.workload import (
+    COPIES_PER_FRAME,
+    START_MS,
+    registry_document,
+    simulate,
+    synthetic_registry,
+    uplink_records,
+)
 from livinglab.processes import python_module
 from livinglab.registry import parse_registry
 
 MEMORY_TARGET_UNITS = 100_000
 DAY_INTERVAL_S = 3600  # the memory run's day: an uplink per hour fills every hour
 HOUR_MS = 3_600_000
-COPIES_PER_FRAME = 1.5  # two gateways per lab: each frame is heard once or twice
 TARGETS = {
     "ours_vs_quix_throughput_x": 3.0,
     "ours_uplinks_per_s_per_worker": 50_000,

@@ -29,7 +29,7 @@ from bench.measure import peak_rss_mib
 from bench.workload import Record, registry_document
 from livinglab.registry import Registry, parse_registry
 from schemas import codec
-from streams.processor import PartitionProcessor
+from streams.processor import Output, PartitionProcessor
 from streams.state_store import TieredState
 from streams.uplink_worker import BATCH, state_bytes, tune_gc
 
@@ -37,11 +37,15 @@ _LENGTHS = struct.Struct("<II")
 
 
 def drive(
-    registry: Registry, records: Iterable[Record], workdir: Path, partitions: int = 4
+    registry: Registry,
+    records: Iterable[Record],
+    workdir: Path,
+    partitions: int = 4,
+    collect: list[Output] | None = None,
 ) -> tuple[dict[int, TieredState], int]:
     """Process everything into the worker's state layout (device entries in memory,
-    closed windows in RocksDB under `workdir`); returns the states and the outputs' count.
-    The caller closes the states."""
+    closed windows in RocksDB under `workdir`); returns the states and the outputs' count,
+    and appends the outputs to `collect` if given. The caller closes the states."""
     tune_gc()  # as the worker process does
     states = {p: TieredState(workdir / f"p{p}") for p in range(partitions)}
     meta: dict[str, Any] = {}
@@ -59,6 +63,8 @@ def drive(
             proc.end_batch()
             produced, dirty = proc.take()
             outputs += len(produced)
+            if collect is not None:
+                collect.extend(produced)
             for key in dirty:  # the worker serialises changed state for its changelog
                 state_bytes(states[p].get(key))
         return proc.pending

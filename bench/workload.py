@@ -24,6 +24,7 @@ from livinglab.simulator.fleet import fleet_messages
 
 UNITS_PER_LAB = 100
 GATEWAYS_PER_LAB = 2  # each frame is heard by one or two of them: ~1.5 copies per frame
+COPIES_PER_FRAME = 1.5
 HOUR_MS = 3_600_000
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00Z: a fixed, hour-aligned event time
 

@@ -95,3 +95,21 @@ def test_the_merge_settings_bench_compares_both_variants() -> None:
         assert all(table["active_parts"] >= 1 for table in variant["tables"].values())
         assert "merged_rows_per_inserted_row" in variant
     assert report["cpu_ours_vs_defaults"] > 0
+
+
+def test_the_sink_alone_stores_what_the_worker_makes_of_the_bench_input() -> None:
+    """`python -m bench.sink_throughput --fleet` in a tiny configuration: the processor
+    turns the bench's uplinks into readings and aggregates, and the sink stores them all
+    (it waits for every message, or exits non-zero)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.sink_throughput", "--fleet", "--uplinks", "60000"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout)
+    assert report["uplinks"] == 60_000  # more than the sink's first batch takes: timed
+    # every accepted copy gives a reading (late ones merged), aggregates come on top
+    assert 0 < report["readings"] <= report["uplinks"] < report["messages"]
+    assert report["whole_sink_uplinks_per_s"] > 0
+    assert set(report["cpu_us_per_uplink"]) == {"sink", "broker", "broker_taking_in"}
+    assert report["cpu_seconds"]["sink"] > 0

@@ -22,6 +22,8 @@ from typing import Any
 from bench.contenders import BARE, FAUST, QUIX, Contender, ours
 from bench.harness import Plan, fresh_broker, log, trial
 from bench.inprocess import processor_rate, write_records
+from bench.processor_scaling import scaling
+from bench.sink_throughput import fleet_report, whole_sink
 from bench.workload import (
     COPIES_PER_FRAME,
     START_MS,
@@ -32,6 +34,7 @@ from bench.workload import (
 )
 from livinglab.processes import python_module
 from livinglab.registry import parse_registry
+from streams.processor import Output
 
 MEMORY_TARGET_UNITS = 100_000
 DAY_INTERVAL_S = 3600  # the memory run's day: an uplink per hour fills every hour
@@ -157,6 +160,14 @@ def verdicts(report: dict[str, Any]) -> dict[str, Any]:
             else bool(value <= target if name in lower_is_better else value >= target)
         )
         out[name] = {"target": target, "measured": value, "met": met}
+    # What bounds the figures on this machine: end to end is no faster than the sink alone
+    # with both cores to itself; scale-out of the processing alone, without the broker,
+    # the sink and the harness on the same cores.
+    sink_alone = report.get("ours_sink_only", {}).get("whole_sink_uplinks_per_s")
+    out["ours_uplinks_per_s_per_worker"]["ceiling_sink_alone"] = sink_alone
+    out["ours_vs_quix_throughput_x"]["ceiling_sink_alone"] = ratio(sink_alone, tput("quix"))
+    scaling = report.get("ours_processor_scaling", {})
+    out["two_workers_vs_one_x"]["processing_alone"] = scaling.get("two_vs_one_x")
     day = report.get("memory", {}).get("after_a_day", {})
     if day.get("units", 0) < MEMORY_TARGET_UNITS:  # fewer units than the target names
         out["memory_100k_units_rss_mib"]["met"] = False
@@ -215,9 +226,17 @@ def main(argv: list[str] | None = None) -> int:
             ) as b:
                 report["contenders"][contender.name] = trial(contender, b, plan)
         log("our processing alone (no Kafka)")
+        outputs: list[Output] = []
+        throughput_input = uplinks.records[:preloaded]
         report["ours_processor_only"] = processor_rate(
-            registry, uplinks.records[:preloaded], work / "processor-state"
+            registry, throughput_input, work / "processor-state", outputs
         )
+        log("our processing in two processes against one (no Kafka)")
+        report["ours_processor_scaling"] = scaling(registry_path, throughput_input, work)
+        log("the sink alone on what our processing made of the input")
+        sink = whole_sink(outputs, work / "sink-only")
+        report["ours_sink_only"] = fleet_report(outputs, preloaded, sink)
+        del outputs
         report["memory"] = memory_run(args.memory_units, work)
     report["machine"]["load_at_end"] = load()
     report["targets"] = verdicts(report)

@@ -34,18 +34,21 @@ from streams.state_store import TieredState
 from streams.uplink_worker import BATCH, state_bytes, tune_gc
 
 _LENGTHS = struct.Struct("<II")
+PARTITIONS = 4  # of lorawan.uplinks, as in `python -m bench`
 
 
 def drive(
     registry: Registry,
     records: Iterable[Record],
     workdir: Path,
-    partitions: int = 4,
+    partitions: int = PARTITIONS,
     collect: list[Output] | None = None,
+    batch: int = BATCH,
 ) -> tuple[dict[int, TieredState], int]:
     """Process everything into the worker's state layout (device entries in memory,
-    closed windows in RocksDB under `workdir`); returns the states and the outputs' count,
-    and appends the outputs to `collect` if given. The caller closes the states."""
+    closed windows in RocksDB under `workdir`) in batches of `batch` records; returns the
+    states and the outputs' count, and appends the outputs to `collect` if given. The
+    caller closes the states."""
     tune_gc()  # as the worker process does
     states = {p: TieredState(workdir / f"p{p}") for p in range(partitions)}
     meta: dict[str, Any] = {}
@@ -69,10 +72,10 @@ def drive(
                 state_bytes(states[p].get(key))
         return proc.pending
 
-    for batch in _batches(records):
+    for records_of_batch in _batches(records, batch):
         by_partition: dict[int, list[tuple[int, Record]]] = defaultdict(list)
-        for record in batch:
-            p = zlib.crc32(record.key) % partitions
+        for record in records_of_batch:
+            p = partition_of(record.key, partitions)
             by_partition[p].append((offsets[p], record))
             offsets[p] += 1
         for p in states:
@@ -82,20 +85,29 @@ def drive(
     return states, outputs
 
 
-def _batches(records: Iterable[Record]) -> Iterator[list[Record]]:
+def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
+    """The partition of `lorawan.uplinks` a key goes to (librdkafka's default
+    partitioner for keyed records is consistent_random: CRC32 of the key)."""
+    return zlib.crc32(key) % partitions
+
+
+def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
     batch: list[Record] = []
     for record in records:
         batch.append(record)
-        if len(batch) == BATCH:
+        if len(batch) == size:
             yield batch
             batch = []
     if batch:
         yield batch
 
 
-def processor_rate(registry: Registry, records: list[Record], workdir: Path) -> dict[str, Any]:
+def processor_rate(
+    registry: Registry, records: list[Record], workdir: Path, collect: list[Output] | None = None
+) -> dict[str, Any]:
+    """Our processing's rate on `records`; its outputs go to `collect` if given."""
     started = time.perf_counter()
-    states, outputs = drive(registry, records, workdir)
+    states, outputs = drive(registry, records, workdir, collect=collect)
     seconds = time.perf_counter() - started
     entries = sum(len(state) for state in states.values())
     for state in states.values():

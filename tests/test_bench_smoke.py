@@ -59,6 +59,17 @@ def test_readings_arrive_for_every_frame(report: dict) -> None:
 
 def test_processor_memory_and_targets(report: dict) -> None:
     assert report["ours_processor_only"]["uplinks_per_s"] > 0
+    scaling = report["ours_processor_scaling"]
+    one, two = scaling["one_process"], scaling["two_processes"]
+    # both runs take the whole input, the two processes a share each
+    assert one["uplinks"] == two["uplinks"] == report["input"]["preloaded_uplinks"]
+    assert len(one["per_process_uplinks_per_s"]) == 1
+    assert len(two["per_process_uplinks_per_s"]) == 2
+    assert scaling["two_vs_one_x"] > 0
+    sink = report["ours_sink_only"]  # what the processor made of the same input, all stored
+    assert sink["uplinks"] == report["input"]["preloaded_uplinks"]
+    # a reading per accepted copy; too few minutes in the smoke input to close a window
+    assert 0 < sink["readings"] <= sink["uplinks"] <= sink["messages"]
     fresh, day = report["memory"]["after_two_uplinks"], report["memory"]["after_a_day"]
     for memory in (fresh, day):
         assert memory["rss_with_state_mib"] >= memory["rss_baseline_mib"]
@@ -77,6 +88,8 @@ def test_processor_memory_and_targets(report: dict) -> None:
     for verdict in report["targets"].values():
         assert verdict["measured"] is not None
         assert verdict["met"] in (True, False)
+    assert "ceiling_sink_alone" in report["targets"]["ours_uplinks_per_s_per_worker"]
+    assert report["targets"]["two_workers_vs_one_x"]["processing_alone"] > 0
 
 
 def test_the_merge_settings_bench_compares_both_variants() -> None:

@@ -65,9 +65,7 @@ def _run(registry_path: Path, records_file: Path, processes: int) -> dict[str, A
         for child in children:
             child.stdin.write("go\n")
             child.stdin.flush()
-        results = [json.loads(child.stdout.readline()) for child in children]
-        for child in children:
-            child.wait(TIMEOUT_S)
+        results = [_result(child) for child in children]
     finally:
         for child in children:
             child.kill()
@@ -80,6 +78,15 @@ def _run(registry_path: Path, records_file: Path, processes: int) -> dict[str, A
         "uplinks_per_s": round(uplinks / seconds),
         "per_process_uplinks_per_s": [round(r["uplinks"] / r["seconds"]) for r in results],
     }
+
+
+def _result(child: subprocess.Popen) -> dict[str, Any]:
+    """A child's figures once it has exited; a clear error if it failed instead."""
+    line = child.stdout.readline()
+    code = child.wait(TIMEOUT_S)
+    if code != 0 or not line:
+        raise RuntimeError(f"a processing child failed (exit {code}); its error is above")
+    return json.loads(line)
 
 
 def child(registry_path: Path, records_file: Path, share: str) -> dict[str, Any]:
